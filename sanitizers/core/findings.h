@@ -1,0 +1,41 @@
+// Stable finding codes and outcomes. These strings are a public contract
+// (reports, JSON, tests, operators' scripts): add new ones, never rename.
+#pragma once
+
+#include <string_view>
+
+namespace mugai {
+
+namespace finding {
+inline constexpr std::string_view kAvDetected = "av.detected";
+inline constexpr std::string_view kScanFailed = "scan.failed";
+inline constexpr std::string_view kTypeMismatch = "type.mismatch";
+inline constexpr std::string_view kTypeBlocked = "type.blocked";
+inline constexpr std::string_view kArchiveEncrypted = "archive.encrypted";
+inline constexpr std::string_view kLimitDepth = "limit.depth";
+inline constexpr std::string_view kLimitMembers = "limit.members";
+inline constexpr std::string_view kLimitExpandedSize = "limit.expanded_size";
+inline constexpr std::string_view kLimitRatio = "limit.ratio";
+inline constexpr std::string_view kLimitPixels = "limit.pixels";
+inline constexpr std::string_view kLimitTime = "limit.time";
+inline constexpr std::string_view kLimitFileSize = "limit.file_size";
+inline constexpr std::string_view kLimitOutput = "limit.output";
+inline constexpr std::string_view kParseFailed = "parse.failed";
+inline constexpr std::string_view kWorkerCrashed = "worker.crashed";
+inline constexpr std::string_view kWorkerTimeout = "worker.timeout";
+inline constexpr std::string_view kWorkerViolation = "worker.violation";
+inline constexpr std::string_view kInputEmpty = "input.empty";
+inline constexpr std::string_view kInputTruncated = "input.truncated";
+inline constexpr std::string_view kNameUnsafe = "name.unsafe";
+inline constexpr std::string_view kTextStripped = "text.stripped";
+inline constexpr std::string_view kTextInvalidBytes = "text.invalid_bytes";
+}  // namespace finding
+
+namespace outcome {
+inline constexpr std::string_view kDelivered = "delivered";
+inline constexpr std::string_view kDeliveredWithRemovals = "delivered_with_removals";
+inline constexpr std::string_view kQuarantined = "quarantined";
+inline constexpr std::string_view kRejected = "rejected";
+}  // namespace outcome
+
+}  // namespace mugai

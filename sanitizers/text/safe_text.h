@@ -1,0 +1,28 @@
+// Trusted side: the last step before text reaches a reader. Workers send
+// text, but a compromised worker could send anything, so the daemon checks
+// and cleans it here, whatever converter produced it.
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <string_view>
+
+namespace mugai {
+
+// True when `bytes` is well-formed UTF-8 (no overlongs, no surrogates, no
+// code points above U+10FFFF).
+bool IsValidUtf8(std::string_view bytes);
+
+struct SafeText {
+  std::string text;
+  size_t removed = 0;  // characters dropped (CR of a CRLF pair not counted)
+};
+
+// Requires IsValidUtf8(utf8). Line ends become LF (CRLF and lone CR); keeps
+// TAB and LF; removes every other C0 and C1 control, DEL, the bidi
+// embedding / override / isolate controls (U+202A..U+202E, U+2066..U+2069),
+// the byte-order mark U+FEFF and the interlinear annotation controls
+// U+FFF9..U+FFFB.
+SafeText MakeSafeText(std::string_view utf8);
+
+}  // namespace mugai

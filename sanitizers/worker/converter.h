@@ -1,0 +1,45 @@
+// The one interface every format converter implements. Converters run only
+// inside worker processes, on untrusted bytes, and produce only primitive
+// records (text, pixels, children, findings) through a RecordSink. They never
+// write files and never decide the outcome: the daemon validates the records
+// and writes every derivative itself.
+#pragma once
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+#include "mugai/v1/worker.pb.h"
+
+namespace mugai {
+
+class RecordSink {
+ public:
+  virtual ~RecordSink() = default;
+  virtual void Emit(v1::worker::Record record) = 0;
+
+  void Text(std::string utf8);
+  void Finding(std::string_view code, std::string reason);
+};
+
+struct ConvertInput {
+  std::string_view name;     // claimed name (untrusted, informational)
+  std::string_view content;  // the untrusted bytes
+  uint64_t max_output_bytes;  // converters stop producing text past this
+};
+
+class Converter {
+ public:
+  virtual ~Converter() = default;
+  // Converts `input`, emitting records into `sink`. Throws ConvertError when
+  // the input cannot be parsed; the worker reports that as parse.failed.
+  virtual void Convert(const ConvertInput& input, RecordSink& sink) = 0;
+};
+
+class ConvertError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+}  // namespace mugai
