@@ -26,7 +26,7 @@ PACKAGES=(
   libseccomp-dev libsqlite3-dev libpq-dev libssl-dev libmilter-dev
   libtomlplusplus-dev
   # tests
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev grpc-proto
 )
 
 install_packages() {
@@ -51,26 +51,33 @@ build() { # build DIR [extra cmake args...]
 }
 
 demo() {
-  local data run
-  data=$(mktemp -d /tmp/mugai-demo.XXXXXX)
-  run="$data/run"
-  mkdir -p "$run"
-  # Embedded defaults except where the demo must not touch the host's paths.
-  "$ROOT/build/bin/mugaid" --data-dir "$data" \
-      --ingress "unix:$run/ingress.sock" --admin "unix:$run/admin.sock" \
-      --egress "unix:$run/egress.sock" &
-  local pid=$!
-  trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-  for _ in $(seq 100); do [ -S "$run/admin.sock" ] && break; sleep 0.1; done
-  export MUGAI_SERVER="unix:$run/ingress.sock"
-  "$ROOT/build/bin/mugai" --server "unix:$run/admin.sock" status
-  mkdir -p "$data/out"
+  # Global: the EXIT trap runs after this function has returned.
+  DEMO_PID=""
+  local out=/tmp/mugai-demo
+  local log="$out/mugaid.log"
+  mkdir -p "$out"
+  # The daemon on its embedded defaults: data in /var/lib/mugai, unix
+  # sockets under /run/mugai, signatures from the system or samples/.
+  "$ROOT/build/bin/mugaid" >"$log" 2>&1 &
+  DEMO_PID=$!
+  trap 'kill -TERM $DEMO_PID 2>/dev/null; wait $DEMO_PID 2>/dev/null || true' EXIT
+  for _ in $(seq 600); do
+    grep -q ' ready$' "$log" 2>/dev/null && break
+    kill -0 $DEMO_PID 2>/dev/null || { cat "$log"; echo "setup: mugaid did not start" >&2; exit 1; }
+    sleep 0.1
+  done
+  cat "$log"
+  echo
+  "$ROOT/build/bin/mugai" status
+  echo
   for f in "$ROOT"/samples/files/*; do
-    "$ROOT/build/bin/mugai" sanitize-file "$f" -o "$data/out" || true
+    "$ROOT/build/bin/mugai" sanitize-file "$f" -o "$out/files" || true
   done
   echo
-  echo "derivatives are in $data/out; quarantine:"
-  "$ROOT/build/bin/mugai" --server "unix:$run/admin.sock" quarantine list
+  echo "quarantine:"
+  "$ROOT/build/bin/mugai" quarantine list
+  echo
+  echo "derivatives are in $out/files; the daemon's log is $log"
 }
 
 run_tests() {

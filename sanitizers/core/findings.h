@@ -26,6 +26,7 @@ inline constexpr std::string_view kWorkerTimeout = "worker.timeout";
 inline constexpr std::string_view kWorkerViolation = "worker.violation";
 inline constexpr std::string_view kInputEmpty = "input.empty";
 inline constexpr std::string_view kInputTruncated = "input.truncated";
+inline constexpr std::string_view kInputSizeMismatch = "input.size_mismatch";
 inline constexpr std::string_view kNameUnsafe = "name.unsafe";
 inline constexpr std::string_view kTextStripped = "text.stripped";
 inline constexpr std::string_view kTextInvalidBytes = "text.invalid_bytes";
@@ -37,5 +38,21 @@ inline constexpr std::string_view kDeliveredWithRemovals = "delivered_with_remov
 inline constexpr std::string_view kQuarantined = "quarantined";
 inline constexpr std::string_view kRejected = "rejected";
 }  // namespace outcome
+
+}  // namespace mugai
+
+namespace mugai {
+
+// True for findings that hold the whole item in quarantine: detections,
+// blocked types, limits, and every failure to inspect or convert. The rest
+// (type.mismatch, name.unsafe, text.*) are recorded but do not hold it.
+constexpr bool HoldsItem(std::string_view code) {
+  constexpr std::string_view kHolding[] = {"av.", "scan.", "type.blocked", "archive.", "limit.",
+                                           "parse.", "worker."};
+  for (std::string_view prefix : kHolding) {
+    if (code.starts_with(prefix)) return true;
+  }
+  return false;
+}
 
 }  // namespace mugai

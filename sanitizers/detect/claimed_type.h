@@ -1,7 +1,7 @@
 // Compares what a sender claims (file name, declared Content-Type) with the
 // real type. The name's type comes from the shared-mime-info database (GIO),
-// not from a table of our own; "is a" relations (text/csv is a text/plain)
-// are not mismatches.
+// not from a table of our own (only a few libmagic type names it lacks are
+// bridged); "is a" relations (text/csv is a text/plain) are not mismatches.
 #pragma once
 
 #include <optional>

@@ -12,7 +12,10 @@
 namespace mugai {
 
 // Returns UTF-8 text. The charset comes from the document (BOM, <meta>), and
-// from uchardet when the document does not say.
+// from uchardet when the document does not say. Link URLs are shown only for
+// http, https, ftp and mailto, and not when the link text already is the
+// URL. Throws ConvertError when libxml2 gives up part way (elements nested
+// deeper than its limit of 256, say) rather than pass part for the whole.
 std::string HtmlToText(std::string_view html);
 
 // Emits one Text record.

@@ -9,6 +9,8 @@
 // process is restarted for the next request.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <memory>
 #include <string>
@@ -51,13 +53,23 @@ class ScannerClient {
   // std::runtime_error when it cannot start or load any signatures.
   void Start(Deadline deadline);
 
+  // Not ok, with `error` saying why, when `content` is larger than
+  // max_scan_bytes (it is not sent), the scanner died ("scanner process
+  // died"), or the deadline passed ("scan timed out"). A scanner that has
+  // said nothing for seconds while a scan timed out is taken for stuck and
+  // restarted.
   ScanVerdict Scan(std::string_view content, Deadline deadline);
 
   // The engine in use (updated after every reload).
   v1::worker::EngineInfo engine() const;
 
-  // Asks the scanner to reload its signatures now (as on SIGHUP).
+  // Asks the scanner to reload its signatures now (as on SIGHUP). Returns at
+  // once; engine() changes when the reload is done.
   void Reload();
+
+  // The scanner's process id, or -1 while none is running. For tests that
+  // need to kill it.
+  pid_t scanner_pid() const;
 
  private:
   class Impl;

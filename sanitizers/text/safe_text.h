@@ -10,8 +10,11 @@
 namespace mugai {
 
 // True when `bytes` is well-formed UTF-8 (no overlongs, no surrogates, no
-// code points above U+10FFFF).
+// code points above U+10FFFF). NUL is well-formed; MakeSafeText removes it.
 bool IsValidUtf8(std::string_view bytes);
+
+// Length of the longest prefix of `bytes` that is well-formed UTF-8.
+size_t ValidUtf8Prefix(std::string_view bytes);
 
 struct SafeText {
   std::string text;
@@ -22,7 +25,8 @@ struct SafeText {
 // TAB and LF; removes every other C0 and C1 control, DEL, the bidi
 // embedding / override / isolate controls (U+202A..U+202E, U+2066..U+2069),
 // the byte-order mark U+FEFF and the interlinear annotation controls
-// U+FFF9..U+FFFB.
+// U+FFF9..U+FFFB. Throws std::invalid_argument when `utf8` is not valid, so a
+// caller that forgot the check fails closed.
 SafeText MakeSafeText(std::string_view utf8);
 
 }  // namespace mugai

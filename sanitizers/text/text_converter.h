@@ -17,8 +17,21 @@ struct DecodedText {
   size_t invalid_sequences = 0;  // undecodable bytes, each replaced by U+FFFD
 };
 
-// Never fails: bytes that do not decode become U+FFFD.
+// Never fails on any input: bytes that do not decode become U+FFFD. (Throws
+// std::runtime_error only on a system whose iconv lacks UTF-8 or CP932.)
 DecodedText DecodeToUtf8(std::string_view bytes);
+
+// The same, for bytes whose container names a charset (an HTML <meta>, a
+// MIME charset parameter). A byte-order mark still wins over `declared`, and
+// a label iconv does not know is ignored. Japanese labels get the same
+// Windows supersets as detected charsets (Shift_JIS decodes as CP932).
+DecodedText DecodeToUtf8(std::string_view bytes, std::string_view declared);
+
+// Emits `utf8` as the one Text record of a text converter. Throws
+// ConvertError instead when it is longer than input.max_output_bytes: a
+// silently truncated text would deliver part of a document as if it were
+// all of it.
+void EmitText(const ConvertInput& input, std::string utf8, RecordSink& sink);
 
 // Emits one Text record, plus a text.invalid_bytes finding when some bytes
 // did not decode.

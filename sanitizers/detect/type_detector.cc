@@ -1,0 +1,64 @@
+#include "sanitizers/detect/type_detector.h"
+
+#include <magic.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace mugai {
+namespace {
+
+// libmagic never decompresses unless MAGIC_COMPRESS is set; saying
+// NO_CHECK_COMPRESS as well keeps it that way should a default ever change.
+// Compressed and encoded formats are still recognised by their own magic.
+constexpr int kCommonFlags = MAGIC_NO_CHECK_COMPRESS;
+
+struct MagicCloser {
+  void operator()(magic_t cookie) const { magic_close(cookie); }
+};
+using MagicCookie = std::unique_ptr<std::remove_pointer_t<magic_t>, MagicCloser>;
+
+MagicCookie OpenCookie(int flags) {
+  MagicCookie cookie(magic_open(kCommonFlags | flags));
+  if (!cookie) throw std::runtime_error("magic_open failed");
+  if (magic_load(cookie.get(), nullptr) != 0) {
+    const char* error = magic_error(cookie.get());
+    throw std::runtime_error(std::string("cannot load the magic database: ") +
+                             (error ? error : "unknown error"));
+  }
+  return cookie;
+}
+
+}  // namespace
+
+// One cookie per question: libmagic answers either the MIME type or the
+// description per call, depending on how the cookie was opened.
+struct TypeDetector::Cookies {
+  MagicCookie mime = OpenCookie(MAGIC_MIME_TYPE);
+  // Without MAGIC_RAW, libmagic escapes unprintable bytes as \ooo, so the
+  // description is ASCII even when it quotes strings from the content.
+  MagicCookie description = OpenCookie(MAGIC_NONE);
+};
+
+TypeDetector::TypeDetector() : cookies_(std::make_unique<Cookies>()) {}
+TypeDetector::~TypeDetector() = default;
+
+DetectedType TypeDetector::Detect(std::string_view bytes) {
+  // An empty view may have a null data(), which magic_buffer rejects; the
+  // answer is known anyway.
+  if (bytes.empty()) return {"application/x-empty", "empty"};
+  const char* mime = magic_buffer(cookies_->mime.get(), bytes.data(), bytes.size());
+  const char* description = magic_buffer(cookies_->description.get(), bytes.data(), bytes.size());
+  if (mime == nullptr || description == nullptr) {
+    // Unidentifiable is treated like unknown content downstream: blocked.
+    const char* error =
+        magic_error(mime == nullptr ? cookies_->mime.get() : cookies_->description.get());
+    return {"application/octet-stream",
+            std::string("unidentified (libmagic: ") + (error ? error : "unknown error") + ")"};
+  }
+  return {mime, description};
+}
+
+}  // namespace mugai

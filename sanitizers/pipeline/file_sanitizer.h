@@ -1,0 +1,62 @@
+// The file pipeline, on the trusted side: identify and scan (scanner
+// process), decide by real type (policy), convert (worker pool), validate
+// and write the derivative, and decide the outcome. It never parses the
+// untrusted bytes itself; it only hashes them and passes them on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mugai/v1/report.pb.h"
+#include "sanitizers/scan/scanner_client.h"
+#include "sanitizers/worker/worker_pool.h"
+
+namespace mugai {
+
+struct PipelineLimits {
+  uint64_t max_file_bytes = 100u << 20;
+  std::chrono::milliseconds item_time{30'000};
+  uint64_t max_text_bytes = 64u << 20;
+};
+
+struct FileSubmission {
+  std::string_view claimed_name;   // untrusted
+  std::string_view declared_type;  // untrusted
+  std::string_view content;        // untrusted
+};
+
+struct SanitizedFile {
+  // item_id and received_at are left for the store to assign.
+  v1::Report report;
+  // Bytes of each derivative, in the order of report.item().derivatives().
+  std::vector<std::string> derivatives;
+  // The original must go to the quarantine with the report.
+  bool hold_original = false;
+};
+
+class FileSanitizer {
+ public:
+  FileSanitizer(ScannerClient& scanner, WorkerPool& workers, PipelineLimits limits)
+      : scanner_(scanner), workers_(workers), limits_(limits) {}
+
+  // Thread-safe. Always returns a report with exactly one outcome.
+  SanitizedFile Sanitize(const FileSubmission& file) const;
+
+  const PipelineLimits& limits() const { return limits_; }
+
+ private:
+  ScannerClient& scanner_;
+  WorkerPool& workers_;
+  const PipelineLimits limits_;
+};
+
+// The report for an upload refused before the pipeline ran (too large,
+// truncated): outcome "rejected" with one finding. `received_bytes` are
+// whatever arrived, for the record.
+SanitizedFile RejectFile(std::string_view claimed_name, std::string_view declared_type,
+                         uint64_t size, std::string_view code, std::string reason);
+
+}  // namespace mugai

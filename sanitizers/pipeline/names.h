@@ -1,0 +1,27 @@
+// Names from senders are untrusted text: they may carry paths, control and
+// bidi characters ("invoice\u202Etxt.exe"), invalid UTF-8, or nothing.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace mugai {
+
+// `bytes` as valid UTF-8: invalid sequences become U+FFFD. For reports.
+std::string ToValidUtf8(std::string_view bytes);
+
+struct SafeName {
+  std::string name;      // a single path component, printable, never empty
+  bool changed = false;  // differs from the claimed name
+};
+
+// The last path component (either separator), without control or bidi
+// characters, without leading dots or spaces or trailing dots and spaces,
+// at most 200 bytes; "unnamed" when nothing is left.
+SafeName MakeSafeName(std::string_view claimed);
+
+// The derivative's name: `safe_name` with its extension replaced by
+// `extension` (which includes the dot).
+std::string DerivativeName(std::string_view safe_name, std::string_view extension);
+
+}  // namespace mugai

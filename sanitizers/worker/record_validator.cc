@@ -1,0 +1,83 @@
+#include "sanitizers/worker/record_validator.h"
+
+#include "sanitizers/text/safe_text.h"
+
+namespace mugai {
+namespace {
+
+std::string Over(const char* what, uint64_t value, uint64_t limit) {
+  return std::string(what) + " " + std::to_string(value) + " exceeds the limit of " +
+         std::to_string(limit);
+}
+
+constexpr size_t kMaxReasonBytes = 1024;
+
+// Codes look like "parse.failed": short, lowercase, dotted. Anything else
+// would let a worker put arbitrary text where operators expect a code.
+bool IsFindingCode(const std::string& code) {
+  if (code.empty() || code.size() > 64) return false;
+  for (char c : code) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_')) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::optional<std::string> RecordValidator::Check(const v1::worker::Record& record) {
+  using Record = v1::worker::Record;
+  if (done_) return "record after Done";
+  if (record.job_id() != job_id_) {
+    return "record for job " + std::to_string(record.job_id()) + " during job " +
+           std::to_string(job_id_);
+  }
+  switch (record.kind_case()) {
+    case Record::kText: {
+      const std::string& text = record.text().utf8();
+      text_bytes_ += text.size();
+      if (text_bytes_ > limits_.max_text_bytes) {
+        return Over("text of", text_bytes_, limits_.max_text_bytes);
+      }
+      if (!IsValidUtf8(text)) return "text record is not valid UTF-8";
+      return std::nullopt;
+    }
+    case Record::kPixels: {
+      const auto& p = record.pixels();
+      if (p.channels() != 1 && p.channels() != 3 && p.channels() != 4) {
+        return "pixels with " + std::to_string(p.channels()) + " channels";
+      }
+      if (p.width() == 0 || p.height() == 0) return "pixels with an empty dimension";
+      uint64_t pixels = uint64_t{p.width()} * p.height();
+      if (pixels > limits_.max_pixels) return Over("image of pixels", pixels, limits_.max_pixels);
+      if (p.data().size() != pixels * p.channels()) {
+        return "pixel buffer of " + std::to_string(p.data().size()) + " bytes for " +
+               std::to_string(p.width()) + "x" + std::to_string(p.height()) + "x" +
+               std::to_string(p.channels());
+      }
+      return std::nullopt;
+    }
+    case Record::kChild:
+      ++children_;
+      child_bytes_ += record.child().content().size();
+      if (children_ > limits_.max_children) return Over("children", children_, limits_.max_children);
+      if (child_bytes_ > limits_.max_child_bytes) {
+        return Over("child bytes", child_bytes_, limits_.max_child_bytes);
+      }
+      return std::nullopt;
+    case Record::kFinding:
+      ++findings_;
+      if (findings_ > limits_.max_findings) return Over("findings", findings_, limits_.max_findings);
+      // proto3 parsing already rejected invalid UTF-8 in these strings.
+      if (!IsFindingCode(record.finding().code())) return "finding with a malformed code";
+      if (record.finding().reason().size() > kMaxReasonBytes) return "finding reason too long";
+      return std::nullopt;
+    case Record::kDone:
+      done_ = true;
+      return std::nullopt;
+    case Record::KIND_NOT_SET:
+      break;
+  }
+  return "record of unknown kind";
+}
+
+}  // namespace mugai

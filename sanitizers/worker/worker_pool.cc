@@ -1,0 +1,137 @@
+#include "sanitizers/worker/worker_pool.h"
+
+#include <signal.h>
+
+#include "sanitizers/core/log.h"
+
+namespace mugai {
+
+WorkerPool::WorkerPool(WorkerPoolOptions options) : options_(std::move(options)) {}
+
+WorkerPool::~WorkerPool() = default;  // each ChildProcess kills and reaps its worker
+
+void WorkerPool::Start() {
+  std::lock_guard lock(mutex_);
+  for (unsigned i = 0; i < options_.size; ++i) idle_.push_back(SpawnWorker());
+}
+
+uint64_t WorkerPool::restarts() const {
+  std::lock_guard lock(mutex_);
+  return restarts_;
+}
+
+std::unique_ptr<WorkerPool::Worker> WorkerPool::SpawnWorker() const {
+  std::vector<std::string> argv{options_.executable};
+  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  auto worker = std::make_unique<Worker>();
+  worker->process = ChildProcess::Spawn(argv);
+  return worker;
+}
+
+std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
+  std::unique_lock lock(mutex_);
+  if (!idle_cv_.wait_until(lock, deadline, [this] { return !idle_.empty(); })) return nullptr;
+  std::unique_ptr<Worker> worker = std::move(idle_.front());
+  idle_.pop_front();
+  return worker;
+}
+
+void WorkerPool::Release(std::unique_ptr<Worker> worker, bool healthy) {
+  bool recycle = !healthy || worker->jobs >= options_.max_jobs_per_worker;
+  if (recycle) {
+    worker->process.KillAndWait();
+    try {
+      worker = SpawnWorker();
+    } catch (const std::exception& e) {
+      // The slot stays empty rather than holding a dead worker; the next
+      // Release of a healthy worker keeps the pool serving.
+      LogError(std::string("cannot start a replacement worker: ") + e.what());
+      std::lock_guard lock(mutex_);
+      if (!healthy) ++restarts_;
+      return;
+    }
+  }
+  {
+    std::lock_guard lock(mutex_);
+    if (!healthy) ++restarts_;
+    idle_.push_back(std::move(worker));
+  }
+  idle_cv_.notify_one();
+}
+
+JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
+  {
+    std::lock_guard lock(mutex_);
+    job.set_id(next_job_id_++);
+  }
+  std::unique_ptr<Worker> worker = Acquire(deadline);
+  if (!worker) return {JobStatus::kTimeout, "no worker became free before the deadline", {}};
+  // A worker that died while idle (killed from outside, say) is replaced
+  // before it is handed a job, so the item does not pay for it.
+  if (worker->process.Exited()) {
+    LogWarn("an idle worker had died; starting a new one");
+    try {
+      worker = SpawnWorker();
+    } catch (const std::exception& e) {
+      Release(std::move(worker), false);
+      return {JobStatus::kCrashed, std::string("cannot start a worker: ") + e.what(), {}};
+    }
+    std::lock_guard lock(mutex_);
+    ++restarts_;
+  }
+  ++worker->jobs;
+  JobResult result = RunOn(*worker, job, deadline);
+  Release(std::move(worker), result.status == JobStatus::kOk);
+  return result;
+}
+
+JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline) {
+  const int fd = worker.process.channel();
+  JobResult result;
+  // A worker that died while idle shows up here as a failed write or an
+  // immediate EOF: the job fails closed and the worker is replaced.
+  if (FrameStatus s = WriteFrame(fd, job, deadline); s != FrameStatus::kOk) {
+    result.status = s == FrameStatus::kTimeout ? JobStatus::kTimeout : JobStatus::kCrashed;
+    result.detail = std::string("sending the job failed: ") + FrameStatusName(s);
+    if (result.status == JobStatus::kCrashed) result.detail += ", worker " + worker.process.KillAndWait();
+    return result;
+  }
+  RecordValidator validator(job.id(), options_.record_limits);
+  for (;;) {
+    v1::worker::Record record;
+    FrameStatus s = ReadFrame(fd, options_.max_record_bytes, deadline, &record);
+    switch (s) {
+      case FrameStatus::kOk:
+        break;
+      case FrameStatus::kTimeout:
+        result.status = JobStatus::kTimeout;
+        result.detail = "the worker did not finish before the deadline";
+        return result;
+      case FrameStatus::kTooLarge:
+      case FrameStatus::kMalformed:
+        result.status = JobStatus::kViolation;
+        result.detail = std::string("the worker sent a ") + FrameStatusName(s) + " record";
+        return result;
+      case FrameStatus::kEof:
+      case FrameStatus::kTruncated:
+      case FrameStatus::kIoError:
+        result.status = JobStatus::kCrashed;
+        // Killing first: a worker that merely closed its channel is not
+        // waited for; one that already died keeps its own cause of death.
+        result.detail = "the worker " + worker.process.KillAndWait() + " during the job";
+        return result;
+    }
+    if (std::optional<std::string> violation = validator.Check(record)) {
+      result.status = JobStatus::kViolation;
+      result.detail = *violation;
+      return result;
+    }
+    if (validator.done()) {
+      result.status = JobStatus::kOk;
+      return result;
+    }
+    result.records.push_back(std::move(record));
+  }
+}
+
+}  // namespace mugai

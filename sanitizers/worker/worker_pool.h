@@ -1,0 +1,85 @@
+// The warm pool of converter processes (mugai-worker). Each worker runs one
+// job at a time. A worker that crashes, overruns its deadline or breaks the
+// protocol is killed and replaced; every worker is also replaced after
+// `max_jobs_per_worker` jobs, so state a parser leaks (or an attacker
+// plants) does not live long.
+//
+// Thread-safe: Run() may be called from many threads; callers beyond the
+// pool size wait for a free worker until their deadline.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "mugai/v1/worker.pb.h"
+#include "sanitizers/core/child_process.h"
+#include "sanitizers/worker/frame.h"
+#include "sanitizers/worker/record_validator.h"
+
+namespace mugai {
+
+struct WorkerPoolOptions {
+  std::string executable;  // path of mugai-worker
+  std::vector<std::string> extra_args;
+  unsigned size = 2;
+  unsigned max_jobs_per_worker = 500;
+  size_t max_job_bytes = 128u << 20;     // largest Job frame sent
+  size_t max_record_bytes = 256u << 20;  // largest Record frame accepted
+  RecordLimits record_limits;
+};
+
+enum class JobStatus {
+  kOk,         // records hold everything the worker sent before Done
+  kCrashed,    // the worker died or closed the channel mid-job
+  kTimeout,    // deadline passed (waiting for a worker, or for the job)
+  kViolation,  // the worker broke the protocol or a limit
+};
+
+struct JobResult {
+  JobStatus status = JobStatus::kCrashed;
+  std::string detail;  // readable cause for anything but kOk
+  std::vector<v1::worker::Record> records;  // validated; Done excluded
+};
+
+class WorkerPool {
+ public:
+  explicit WorkerPool(WorkerPoolOptions options);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  // Starts every worker. Throws std::system_error when one cannot start.
+  void Start();
+
+  // Runs `job` on a free worker; its id is assigned here.
+  JobResult Run(v1::worker::Job job, Deadline deadline);
+
+  unsigned size() const { return options_.size; }
+  // Workers replaced so far because of a failure (not routine recycling).
+  uint64_t restarts() const;
+
+ private:
+  struct Worker {
+    ChildProcess process;
+    unsigned jobs = 0;
+  };
+
+  std::unique_ptr<Worker> Acquire(Deadline deadline);
+  void Release(std::unique_ptr<Worker> worker, bool healthy);
+  std::unique_ptr<Worker> SpawnWorker() const;
+  JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline);
+
+  const WorkerPoolOptions options_;
+  mutable std::mutex mutex_;
+  std::condition_variable idle_cv_;
+  std::deque<std::unique_ptr<Worker>> idle_;
+  uint64_t next_job_id_ = 1;
+  uint64_t restarts_ = 0;
+};
+
+}  // namespace mugai

@@ -1,0 +1,316 @@
+// mugai: the command-line client of mugaid.
+//
+//   mugai [--server ADDR] sanitize-file PATH [-o DIR] [--json]
+//   mugai [--server ADDR] quarantine list | show ID | delete ID [--json]
+//   mugai [--server ADDR] status [--json]
+//
+// Exit codes: 0 delivered (maybe with removals), 2 quarantined or rejected,
+// 1 error (usage, connection, server).
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "mugai/v1/admin.grpc.pb.h"
+#include "mugai/v1/sanitize.grpc.pb.h"
+
+namespace mugai {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kExitDelivered = 0;
+constexpr int kExitError = 1;
+constexpr int kExitHeld = 2;
+constexpr size_t kChunkBytes = 1u << 20;
+constexpr int kMaxMessageBytes = 4 << 20;
+
+constexpr char kUsage[] =
+    "usage: mugai [--server ADDR] [--timeout SECONDS] COMMAND\n"
+    "  sanitize-file PATH [-o DIR] [--json]   sanitize a file; derivatives go to DIR\n"
+    "  quarantine list [--json]               list quarantined items (admin listener)\n"
+    "  quarantine show ID [--json]            one item with its report\n"
+    "  quarantine delete ID                   delete an item and its original\n"
+    "  status [--json]                        signatures and protections in force\n"
+    "ADDR: unix:/path or host:port; default $MUGAI_SERVER, else the built-in socket\n"
+    "(ingress for sanitize-file, admin for quarantine and status).\n"
+    "exit: 0 delivered, 2 quarantined or rejected, 1 error\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Options {
+  std::optional<std::string> server;
+  int timeout_seconds = 600;
+  bool json = false;
+  std::optional<std::string> output_dir;
+  std::vector<std::string> words;  // command and its arguments
+};
+
+Options ParseArguments(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
+      return argv[++i];
+    };
+    if (arg == "--server") {
+      o.server = value();
+    } else if (arg == "--timeout") {
+      o.timeout_seconds = std::atoi(value().c_str());
+      if (o.timeout_seconds <= 0) throw UsageError("--timeout needs a positive number of seconds");
+    } else if (arg == "--json") {
+      o.json = true;
+    } else if (arg == "-o" || arg == "--output") {
+      o.output_dir = value();
+    } else if (arg == "--help" || arg == "-h") {
+      std::cout << kUsage;
+      std::exit(kExitDelivered);
+    } else if (arg.size() > 1 && arg[0] == '-') {
+      throw UsageError("unknown option " + arg);
+    } else {
+      o.words.push_back(arg);
+    }
+  }
+  if (o.words.empty()) throw UsageError("no command given");
+  return o;
+}
+
+std::string ServerAddress(const Options& o, const char* builtin) {
+  if (o.server) return *o.server;
+  if (const char* env = std::getenv("MUGAI_SERVER"); env && *env) return env;
+  return builtin;
+}
+
+std::shared_ptr<grpc::Channel> Connect(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  args.SetMaxSendMessageSize(kMaxMessageBytes);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+void SetDeadline(grpc::ClientContext& context, const Options& o) {
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(o.timeout_seconds));
+}
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::cerr << "mugai: " << what << "\n";
+  std::exit(kExitError);
+}
+
+void CheckStatus(const grpc::Status& status, const std::string& address) {
+  if (status.ok()) return;
+  if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+    Fail("cannot reach mugaid at " + address + ": " + status.error_message());
+  }
+  if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    Fail("mugaid at " + address + " did not answer in time");
+  }
+  Fail("mugaid at " + address + ": " + status.error_message());
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
+    Fail("cannot print the reply as JSON");
+  }
+  return json;
+}
+
+void PrintFindings(const v1::ItemReport& item, const std::string& indent) {
+  for (const v1::Finding& f : item.findings()) {
+    std::cout << indent << f.code() << ": " << f.reason() << "\n";
+  }
+}
+
+int ExitFor(const std::string& outcome) {
+  return outcome == "delivered" || outcome == "delivered_with_removals" ? kExitDelivered : kExitHeld;
+}
+
+// Derivative names come from mugaid; still, a name is only ever a file name
+// inside the chosen directory.
+fs::path OutputPath(const fs::path& dir, const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    Fail("mugaid sent an unusable derivative name \"" + name + "\"");
+  }
+  return dir / name;
+}
+
+int SanitizeFile(const Options& o) {
+  if (o.words.size() != 2) throw UsageError("sanitize-file takes one PATH");
+  const fs::path path = o.words[1];
+  std::ifstream in(path, std::ios::binary);
+  if (!in) Fail("cannot read " + path.string());
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) Fail("cannot read " + path.string() + ": " + ec.message());
+
+  const std::string address = ServerAddress(o, "unix:/run/mugai/ingress.sock");
+  auto stub = v1::Sanitizer::NewStub(Connect(address));
+  grpc::ClientContext context;
+  SetDeadline(context, o);
+  auto stream = stub->SanitizeFile(&context);
+
+  v1::SanitizeFileRequest request;
+  request.mutable_header()->set_name(path.filename().string());
+  request.mutable_header()->set_size(size);
+  // The server may stop reading early (an oversized file is refused from its
+  // header); a failed write then just means it has answered already.
+  bool writing = stream->Write(request);
+  std::string buffer(kChunkBytes, '\0');
+  while (writing && in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (in.gcount() <= 0) break;
+    v1::SanitizeFileRequest chunk;
+    chunk.set_chunk(buffer.substr(0, static_cast<size_t>(in.gcount())));
+    writing = stream->Write(chunk);
+  }
+  stream->WritesDone();
+
+  v1::SanitizeFileResponse response;
+  v1::Report report;
+  bool have_report = false;
+  std::vector<std::string> derivatives;
+  while (stream->Read(&response)) {
+    if (response.has_report()) {
+      report = response.report();
+      have_report = true;
+      derivatives.assign(report.item().derivatives_size(), std::string());
+    } else if (response.has_chunk()) {
+      if (response.chunk().index() >= derivatives.size()) Fail("mugaid sent a chunk for no derivative");
+      derivatives[response.chunk().index()] += response.chunk().data();
+    }
+  }
+  CheckStatus(stream->Finish(), address);
+  if (!have_report) Fail("mugaid sent no report");
+
+  const v1::ItemReport& item = report.item();
+  if (o.output_dir && !derivatives.empty()) {
+    fs::create_directories(*o.output_dir, ec);
+    if (ec) Fail("cannot create " + *o.output_dir + ": " + ec.message());
+    for (int i = 0; i < item.derivatives_size(); ++i) {
+      fs::path target = OutputPath(*o.output_dir, item.derivatives(i).name());
+      fs::path partial = target.string() + ".part";
+      {
+        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+        out << derivatives[i];
+        if (!out.flush()) Fail("cannot write " + partial.string());
+      }
+      fs::rename(partial, target, ec);
+      if (ec) Fail("cannot write " + target.string() + ": " + ec.message());
+    }
+  }
+  if (o.json) {
+    std::cout << ToJson(report);
+  } else {
+    std::cout << path.filename().string() << ": " << report.outcome() << " (item "
+              << report.item_id() << ", " << item.detected_type() << ")\n";
+    PrintFindings(item, "  ");
+    for (const v1::Derivative& d : item.derivatives()) {
+      std::cout << "  -> " << (o.output_dir ? (fs::path(*o.output_dir) / d.name()).string() : d.name())
+                << " (" << d.size() << " bytes, sha256 " << d.sha256() << ")\n";
+    }
+  }
+  return ExitFor(report.outcome());
+}
+
+int Quarantine(const Options& o) {
+  if (o.words.size() < 2) throw UsageError("quarantine needs list, show ID or delete ID");
+  const std::string& verb = o.words[1];
+  const std::string address = ServerAddress(o, "unix:/run/mugai/admin.sock");
+  auto stub = v1::Admin::NewStub(Connect(address));
+  grpc::ClientContext context;
+  SetDeadline(context, o);
+  if (verb == "list" && o.words.size() == 2) {
+    v1::ListQuarantineRequest request;
+    v1::ListQuarantineResponse response;
+    CheckStatus(stub->ListQuarantine(&context, request, &response), address);
+    if (o.json) {
+      std::cout << ToJson(response);
+      return kExitDelivered;
+    }
+    if (response.items().empty()) std::cout << "(no quarantined items)\n";
+    for (const v1::QuarantineItem& item : response.items()) {
+      std::string codes;
+      for (const std::string& c : item.finding_codes()) codes += (codes.empty() ? "" : ",") + c;
+      std::cout << item.id() << "  " << item.received_at() << "  " << item.name() << "  "
+                << item.detected_type() << "  " << codes << "\n";
+    }
+    return kExitDelivered;
+  }
+  if (verb == "show" && o.words.size() == 3) {
+    v1::GetQuarantineItemRequest request;
+    request.set_id(o.words[2]);
+    v1::QuarantineItem item;
+    CheckStatus(stub->GetQuarantineItem(&context, request, &item), address);
+    if (o.json) {
+      std::cout << ToJson(item);
+      return kExitDelivered;
+    }
+    std::cout << "id:       " << item.id() << "\nreceived: " << item.received_at()
+              << "\nname:     " << item.name() << "\ntype:     " << item.detected_type()
+              << "\nsize:     " << item.size() << "\nsha256:   " << item.sha256()
+              << "\noutcome:  " << item.outcome() << "\nfindings:\n";
+    PrintFindings(item.report().item(), "  ");
+    return kExitDelivered;
+  }
+  if (verb == "delete" && o.words.size() == 3) {
+    v1::DeleteQuarantineItemRequest request;
+    request.set_id(o.words[2]);
+    v1::DeleteQuarantineItemResponse response;
+    CheckStatus(stub->DeleteQuarantineItem(&context, request, &response), address);
+    std::cout << "deleted " << o.words[2] << "\n";
+    return kExitDelivered;
+  }
+  throw UsageError("quarantine needs list, show ID or delete ID");
+}
+
+int Status(const Options& o) {
+  if (o.words.size() != 1) throw UsageError("status takes no arguments");
+  const std::string address = ServerAddress(o, "unix:/run/mugai/admin.sock");
+  auto stub = v1::Status::NewStub(Connect(address));
+  grpc::ClientContext context;
+  SetDeadline(context, o);
+  v1::DaemonStatus status;
+  CheckStatus(stub->GetStatus(&context, v1::GetStatusRequest(), &status), address);
+  if (o.json) {
+    std::cout << ToJson(status);
+    return kExitDelivered;
+  }
+  std::cout << "mugaid " << status.version() << ", " << status.workers() << " workers\n"
+            << "signatures: " << status.signatures().signature_count() << " from "
+            << status.signatures().directory()
+            << (status.signatures().test_signatures_only() ? " (TEST SIGNATURES ONLY)" : "") << "\n";
+  for (const std::string& w : status.warnings()) std::cout << "WARNING: " << w << "\n";
+  return kExitDelivered;
+}
+
+int Run(int argc, char** argv) {
+  try {
+    Options o = ParseArguments(argc, argv);
+    const std::string& command = o.words[0];
+    if (command == "sanitize-file") return SanitizeFile(o);
+    if (command == "quarantine") return Quarantine(o);
+    if (command == "status") return Status(o);
+    throw UsageError("unknown command " + command);
+  } catch (const UsageError& e) {
+    std::cerr << "mugai: " << e.what() << "\n" << kUsage;
+    return kExitError;
+  }
+}
+
+}  // namespace
+}  // namespace mugai
+
+int main(int argc, char** argv) { return mugai::Run(argc, argv); }

@@ -1,0 +1,119 @@
+#include "service/config/config.h"
+
+#include <toml++/toml.h>
+
+#include <functional>
+#include <limits>
+#include <map>
+#include <sstream>
+
+namespace mugai {
+namespace {
+
+std::string Where(const std::string& path, const toml::node& node) {
+  return path + ":" + std::to_string(node.source().begin.line);
+}
+
+// Reads one table against a fixed set of keys, each with its own setter.
+class TableReader {
+ public:
+  TableReader(const std::string& path, const toml::table& table, std::string prefix)
+      : path_(path), table_(table), prefix_(std::move(prefix)) {}
+
+  void String(const char* key, std::string* out) {
+    Expect(key, [&](const toml::node& node) {
+      auto value = node.value<std::string>();
+      if (!value) Fail(node, key, "must be a string");
+      *out = *value;
+    });
+  }
+
+  template <typename T>
+  void Number(const char* key, T* out, int64_t min, int64_t max) {
+    Expect(key, [&](const toml::node& node) {
+      auto value = node.value<int64_t>();
+      if (!value || *value < min || *value > max) {
+        Fail(node, key, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
+      }
+      *out = static_cast<T>(*value);
+    });
+  }
+
+  void Table(const char* key, const std::function<void(TableReader&)>& read) {
+    Expect(key, [&](const toml::node& node) {
+      const toml::table* sub = node.as_table();
+      if (!sub) Fail(node, key, "must be a table");
+      TableReader reader(path_, *sub, prefix_ + key + ".");
+      read(reader);
+      reader.RejectUnknown();
+    });
+  }
+
+  void RejectUnknown() const {
+    for (const auto& [key, node] : table_) {
+      if (!known_.count(std::string(key.str()))) {
+        throw ConfigError(Where(path_, node) + ": unknown key \"" + prefix_ + std::string(key.str()) + "\"");
+      }
+    }
+  }
+
+ private:
+  void Expect(const char* key, const std::function<void(const toml::node&)>& read) {
+    known_.emplace(key, true);
+    if (const toml::node* node = table_.get(key)) read(*node);
+  }
+
+  [[noreturn]] void Fail(const toml::node& node, const char* key, const std::string& what) const {
+    throw ConfigError(Where(path_, node) + ": \"" + prefix_ + key + "\" " + what);
+  }
+
+  const std::string& path_;
+  const toml::table& table_;
+  std::string prefix_;
+  std::map<std::string, bool> known_;
+};
+
+}  // namespace
+
+Config LoadConfig(const std::string& path) {
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream message;
+    message << path << ":" << e.source().begin.line << ": " << e.description();
+    throw ConfigError(message.str());
+  }
+  constexpr int64_t kMaxU32 = std::numeric_limits<uint32_t>::max();
+  Config config;
+  TableReader reader(path, root, "");
+  reader.String("data_dir", &config.data_dir);
+  reader.String("signatures", &config.signatures);
+  reader.Table("listeners", [&](TableReader& t) {
+    t.String("ingress", &config.ingress);
+    t.String("egress", &config.egress);
+    t.String("admin", &config.admin);
+  });
+  reader.Table("workers", [&](TableReader& t) {
+    t.Number("count", &config.workers, 0, 256);
+    t.Number("max_jobs", &config.worker_max_jobs, 1, kMaxU32);
+    t.String("executable", &config.worker_executable);
+  });
+  reader.Table("scanner", [&](TableReader& t) {
+    t.Number("threads", &config.scanner_threads, 0, 256);
+    t.Number("signature_check_seconds", &config.signature_check_seconds, 1, 86400);
+    t.String("executable", &config.scanner_executable);
+  });
+  reader.Table("limits", [&](TableReader& t) {
+    t.Number("max_file_bytes", &config.limits.max_file_bytes, 1, int64_t{4} << 30);
+    t.Number("max_text_bytes", &config.limits.max_text_bytes, 1, int64_t{1} << 30);
+    int64_t item_seconds = config.limits.item_time.count() / 1000;
+    t.Number("item_seconds", &item_seconds, 1, 3600);
+    config.limits.item_time = std::chrono::seconds(item_seconds);
+  });
+  reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
+  reader.RejectUnknown();
+  return config;
+}
+
+}  // namespace mugai

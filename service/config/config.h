@@ -1,0 +1,41 @@
+// mugaid's configuration: one TOML file, every key optional, safe defaults
+// embedded. Unknown keys and out-of-range values are errors (with the file
+// and line), because a typo in a security limit must not pass silently.
+// Command-line flags override the file (see service/daemon/main.cc).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "sanitizers/pipeline/file_sanitizer.h"
+
+namespace mugai {
+
+struct Config {
+  std::string data_dir = "/var/lib/mugai";
+  std::string signatures;  // empty: the system ClamAV database, else the test signatures
+
+  std::string ingress = "unix:/run/mugai/ingress.sock";
+  std::string egress = "unix:/run/mugai/egress.sock";
+  std::string admin = "unix:/run/mugai/admin.sock";
+
+  unsigned workers = 0;  // 0: one per CPU
+  unsigned worker_max_jobs = 500;
+  std::string worker_executable;   // empty: mugai-worker beside mugaid
+  unsigned scanner_threads = 0;    // 0: one per CPU
+  unsigned signature_check_seconds = 10;
+  std::string scanner_executable;  // empty: mugai-scanner beside mugaid
+
+  PipelineLimits limits;
+  unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Reads `path` over the defaults. Throws ConfigError.
+Config LoadConfig(const std::string& path);
+
+}  // namespace mugai

@@ -1,0 +1,191 @@
+// mugaid: the Mugai daemon. See DESIGN.md for the processes and listeners.
+//
+//   mugaid [--config FILE] [--data-dir DIR] [--ingress ADDR] [--egress ADDR]
+//          [--admin ADDR] [--signatures DIR]
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <iostream>
+#include <thread>
+
+#include "mugai/version.h"
+#include "sanitizers/core/log.h"
+#include "service/config/config.h"
+#include "service/daemon/services.h"
+
+namespace mugai {
+namespace {
+
+constexpr int kMaxMessageBytes = 4 << 20;  // chunks are 1 MiB; headroom for the report
+
+constexpr char kUsage[] =
+    "usage: mugaid [--config FILE] [--data-dir DIR] [--ingress ADDR] [--egress ADDR]\n"
+    "              [--admin ADDR] [--signatures DIR]\n"
+    "ADDR is unix:/path or host:port. Defaults are built in; see samples/mugai.toml.\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+Config ParseCommandLine(int argc, char** argv) {
+  std::map<std::string, std::string> flags;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    if (flag == "--help" || flag == "-h") {
+      std::cout << kUsage;
+      std::exit(0);
+    }
+    static const std::set<std::string> kKnown = {"--config", "--data-dir", "--ingress",
+                                                 "--egress", "--admin", "--signatures"};
+    if (!kKnown.count(flag)) throw UsageError("unknown option " + flag);
+    if (i + 1 >= argc) throw UsageError(flag + " needs a value");
+    flags[flag] = argv[++i];
+  }
+  Config config = flags.count("--config") ? LoadConfig(flags["--config"]) : Config{};
+  if (flags.count("--data-dir")) config.data_dir = flags["--data-dir"];
+  if (flags.count("--ingress")) config.ingress = flags["--ingress"];
+  if (flags.count("--egress")) config.egress = flags["--egress"];
+  if (flags.count("--admin")) config.admin = flags["--admin"];
+  if (flags.count("--signatures")) config.signatures = flags["--signatures"];
+  return config;
+}
+
+std::string BesideSelf(const std::string& configured, const char* program) {
+  if (!configured.empty()) return configured;
+  return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / program).string();
+}
+
+// A unix socket path is prepared here: its directory made, a stale socket
+// from an earlier run removed. TCP listeners are plaintext until mutual TLS
+// lands, so they are allowed but loudly.
+void PrepareAddress(const std::string& name, const std::string& address) {
+  if (address.rfind("unix:", 0) == 0) {
+    std::filesystem::path path = address.substr(5);
+    std::filesystem::create_directories(path.parent_path());
+    if (std::filesystem::is_socket(path)) std::filesystem::remove(path);
+  } else {
+    LogWarn(name + " listener " + address + " is plaintext TCP; use unix sockets until TLS is configured");
+  }
+}
+
+struct Listener {
+  std::string name;
+  std::vector<std::unique_ptr<grpc::Service>> services;
+  std::unique_ptr<grpc::Server> server;
+};
+
+void StartListener(Listener& listener, const std::string& address) {
+  PrepareAddress(listener.name, address);
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  for (auto& service : listener.services) builder.RegisterService(service.get());
+  listener.server = builder.BuildAndStart();
+  if (!listener.server) throw std::runtime_error("cannot listen on " + address + " (" + listener.name + ")");
+  LogInfo(listener.name + " listening on " + address);
+}
+
+int Run(int argc, char** argv) {
+  SetLogProgram("mugaid");
+  Config config;
+  try {
+    config = ParseCommandLine(argc, argv);
+  } catch (const UsageError& e) {
+    std::cerr << "mugaid: " << e.what() << "\n" << kUsage;
+    return 1;
+  }
+
+  // Signals are taken by one thread with sigwait; block them everywhere
+  // first so that every thread started from here inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, s);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
+  LogInfo(std::string("mugaid ") + kMugaiVersion + " starting, data in " + config.data_dir);
+  std::unique_ptr<ItemStore> store = ItemStore::Open(config.data_dir);
+
+  ScannerOptions scanner_options;
+  scanner_options.executable = BesideSelf(config.scanner_executable, "mugai-scanner");
+  scanner_options.signatures_dir =
+      config.signatures.empty() ? DefaultSignatureDirectory() : config.signatures;
+  scanner_options.threads = config.scanner_threads ? config.scanner_threads : cpus;
+  scanner_options.reload_check = std::chrono::seconds(config.signature_check_seconds);
+  scanner_options.max_scan_bytes = config.limits.max_file_bytes;
+  ScannerClient scanner(scanner_options);
+  scanner.Start(Clock::now() + std::chrono::minutes(5));
+  v1::worker::EngineInfo engine = scanner.engine();
+  LogInfo("ClamAV engine: " + std::to_string(engine.signature_count()) + " signatures from " +
+          engine.directory());
+  for (const std::string& warning : OperatorWarnings(engine)) LogWarn("*** " + warning + " ***");
+
+  WorkerPoolOptions pool_options;
+  pool_options.executable = BesideSelf(config.worker_executable, "mugai-worker");
+  pool_options.size = config.workers ? config.workers : cpus;
+  pool_options.max_jobs_per_worker = config.worker_max_jobs;
+  pool_options.max_job_bytes = config.limits.max_file_bytes + (1u << 20);
+  pool_options.record_limits.max_text_bytes = config.limits.max_text_bytes;
+  WorkerPool pool(pool_options);
+  pool.Start();
+  LogInfo(std::to_string(pool.size()) + " workers started (" + pool_options.executable + ")");
+
+  FileSanitizer sanitizer(scanner, pool, config.limits);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::vector<Listener> listeners(3);
+  listeners[0].name = "ingress";
+  listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, *store));
+  listeners[1].name = "egress";
+  listeners[2].name = "admin";
+  listeners[2].services.push_back(std::make_unique<AdminService>(*store));
+  for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool.size()));
+  const std::string* addresses[] = {&config.ingress, &config.egress, &config.admin};
+  for (size_t i = 0; i < listeners.size(); ++i) StartListener(listeners[i], *addresses[i]);
+  LogInfo("ready");
+
+  for (;;) {
+    int signo = 0;
+    sigwait(&signals, &signo);
+    if (signo == SIGHUP) {
+      LogInfo("SIGHUP: reloading signatures");
+      scanner.Reload();
+      continue;
+    }
+    break;
+  }
+  LogInfo("shutting down: finishing work in flight (up to " +
+          std::to_string(config.shutdown_grace_seconds) + "s)");
+  const auto grace = std::chrono::system_clock::now() + std::chrono::seconds(config.shutdown_grace_seconds);
+  for (Listener& l : listeners) {
+    l.server->GetHealthCheckService()->Shutdown();
+  }
+  // Shutdown stops accepting calls and waits for those in flight, each of
+  // which records its outcome before it answers.
+  std::vector<std::thread> stoppers;
+  for (Listener& l : listeners) stoppers.emplace_back([&l, grace] { l.server->Shutdown(grace); });
+  for (std::thread& t : stoppers) t.join();
+  LogInfo("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace mugai
+
+int main(int argc, char** argv) {
+  try {
+    return mugai::Run(argc, argv);
+  } catch (const std::exception& e) {
+    mugai::LogError(std::string("fatal: ") + e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,462 @@
+"""Integration tests: the real mugaid, its real scanner and worker processes,
+driven by the real mugai CLI (and mugai-probe where the CLI would refuse to
+send something). Standard library only."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import unittest
+
+BIN = os.environ["MUGAI_BIN_DIR"]
+SAMPLES = os.environ["MUGAI_SAMPLES_DIR"]
+CORPUS = os.environ.get("MUGAI_CORPUS_DIR", "")
+TESTFILES = "/usr/share/clamav-testfiles"
+
+# Built at run time from two halves, so no EICAR file exists in the tree.
+EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+
+
+class Daemon:
+    """A mugaid on unix sockets in a temporary directory."""
+
+    def __init__(self, config_extra="", signatures=None):
+        self.dir = tempfile.mkdtemp(prefix="mugai-it-")
+        self.ingress = f"unix:{self.dir}/ingress.sock"
+        self.admin = f"unix:{self.dir}/admin.sock"
+        self.egress = f"unix:{self.dir}/egress.sock"
+        self.config = os.path.join(self.dir, "mugai.toml")
+        with open(self.config, "w") as f:
+            f.write(config_extra)
+        self.log_path = os.path.join(self.dir, "mugaid.log")
+        self.signatures = signatures or os.path.join(SAMPLES, "signatures")
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "mugaid"), "--config", self.config,
+             "--data-dir", os.path.join(self.dir, "data"),
+             "--ingress", self.ingress, "--admin", self.admin, "--egress", self.egress,
+             "--signatures", self.signatures],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError("mugaid exited at startup:\n" + self.log_text())
+            if "ready" in self.log_text():
+                return self
+            time.sleep(0.05)
+        raise AssertionError("mugaid did not become ready:\n" + self.log_text())
+
+    def log_text(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cli(self, *args, server=None):
+        return subprocess.run([os.path.join(BIN, "mugai"), "--server", server or self.ingress, *args],
+                              capture_output=True, timeout=120)
+
+    def sanitize(self, path, out=None):
+        """Returns (exit code, report dict)."""
+        args = ["sanitize-file", path, "--json"]
+        if out:
+            args += ["-o", out]
+        r = self.cli(*args)
+        if r.returncode == 1:
+            raise AssertionError(f"mugai failed: {r.stderr.decode()}\n{self.log_text()}")
+        return r.returncode, json.loads(r.stdout)
+
+    def quarantine(self, *args):
+        r = self.cli("quarantine", *args, "--json", server=self.admin)
+        return r.returncode, (json.loads(r.stdout) if r.returncode == 0 and r.stdout else None)
+
+    def probe(self, *args):
+        return subprocess.run([os.path.join(BIN, "mugai-probe"), *args], capture_output=True,
+                              timeout=120)
+
+    def write(self, name, data):
+        path = os.path.join(self.dir, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+
+def codes(report):
+    return [f["code"] for f in report["item"]["findings"]]
+
+
+class DaemonTestCase(unittest.TestCase):
+    config_extra = ""
+    use_hostile_worker = False
+
+    @classmethod
+    def setUpClass(cls):
+        extra = cls.config_extra
+        if cls.use_hostile_worker:
+            extra = (f'[workers]\ncount = 2\nexecutable = "{BIN}/mugai-hostile-worker"\n') + extra
+        cls.daemon = Daemon(extra).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.daemon.stop()
+        log = cls.daemon.log_text()
+        cls.daemon.cleanup()
+        if rc != 0:
+            raise AssertionError(f"mugaid exited with {rc} on SIGTERM:\n{log}")
+
+    def assert_alive(self):
+        self.assertIsNone(self.daemon.proc.poll(), self.daemon.log_text())
+        rc, report = self.daemon.sanitize(self.daemon.write("alive.txt", b"still here\n"))
+        self.assertEqual(rc, 0)
+        self.assertEqual(report["outcome"], "delivered")
+
+
+class SanitizeTest(DaemonTestCase):
+    def test_shift_jis_text_comes_back_as_utf8(self):
+        text = "日本語のテキスト、①②③ 髙橋さん\n請求書を送付します。\n"
+        path = self.daemon.write("memo.txt", text.encode("cp932"))
+        out = os.path.join(self.daemon.dir, "out-sjis")
+        rc, report = self.daemon.sanitize(path, out)
+        self.assertEqual(rc, 0, report)
+        self.assertEqual(report["outcome"], "delivered")
+        item = report["item"]
+        self.assertEqual(item["detected_type"], "text/plain")
+        self.assertEqual(item["action"], "convert_text")
+        self.assertEqual(len(item["derivatives"]), 1)
+        derivative = item["derivatives"][0]
+        self.assertEqual(derivative["name"], "memo.txt")
+        with open(os.path.join(out, "memo.txt"), "rb") as f:
+            self.assertEqual(f.read().decode("utf-8"), text)
+        self.assertEqual(len(item["sha256"]), 64)
+        self.assertTrue(report["item_id"])
+
+    def test_html_becomes_text_with_links(self):
+        html = ('<html><head><title>T</title><script>alert(1)</script></head><body>'
+                '<p>お知らせ &amp; 案内</p><p><a href="https://example.jp/x">詳細</a></p>'
+                '<img src="a.png" alt="地図"></body></html>')
+        path = self.daemon.write("notice.html", html.encode("utf-8"))
+        out = os.path.join(self.daemon.dir, "out-html")
+        rc, report = self.daemon.sanitize(path, out)
+        self.assertEqual(rc, 0, report)
+        self.assertEqual(report["item"]["action"], "convert_html")
+        with open(os.path.join(out, "notice.txt"), encoding="utf-8") as f:
+            text = f.read()
+        self.assertIn("お知らせ & 案内", text)
+        self.assertIn("詳細 <https://example.jp/x>", text)
+        self.assertIn("[image: 地図]", text)
+        self.assertNotIn("alert", text)
+        self.assertNotIn("<p>", text)
+
+    def test_bidi_override_is_stripped(self):
+        path = self.daemon.write("rtlo.txt", "invoice\u202etxt.exe\nok\n".encode("utf-8"))
+        out = os.path.join(self.daemon.dir, "out-rtlo")
+        rc, report = self.daemon.sanitize(path, out)
+        self.assertEqual(rc, 0, report)
+        self.assertEqual(report["outcome"], "delivered_with_removals")
+        self.assertIn("text.stripped", codes(report))
+        with open(os.path.join(out, "rtlo.txt"), encoding="utf-8") as f:
+            self.assertEqual(f.read(), "invoicetxt.exe\nok\n")
+
+    def test_japanese_mail_body_from_corpus_is_blocked_until_mail_support(self):
+        # An .eml is not plain text to libmagic: without the mail pipeline it
+        # must be held, not passed through.
+        mails = os.path.join(CORPUS, "mail", "japanese")
+        if not os.path.isdir(mails):
+            self.skipTest("corpus not present")
+        eml = sorted(os.path.join(mails, n) for n in os.listdir(mails) if n.endswith(".eml"))[0]
+        rc, report = self.daemon.sanitize(eml)
+        self.assertEqual(rc, 2, report)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertIn("type.blocked", codes(report))
+
+    def test_executable_is_blocked(self):
+        exe = "/bin/true"
+        rc, report = self.daemon.sanitize(exe)
+        self.assertEqual(rc, 2)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertEqual(report["item"]["action"], "block")
+        self.assertIn("type.blocked", codes(report))
+        self.assertEqual(report["item"]["derivatives"], [])
+
+    def test_human_output(self):
+        r = self.daemon.cli("sanitize-file", self.daemon.write("plain.txt", b"hello\n"))
+        self.assertEqual(r.returncode, 0)
+        self.assertIn(b"plain.txt: delivered", r.stdout)
+
+
+class QuarantineTest(DaemonTestCase):
+    def test_clam_exe_renamed_to_pdf_is_quarantined_with_mismatch(self):
+        path = os.path.join(self.daemon.dir, "invoice.pdf")
+        shutil.copy(os.path.join(TESTFILES, "clam.exe"), path)
+        rc, report = self.daemon.sanitize(path)
+        self.assertEqual(rc, 2, report)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertIn("av.detected", codes(report))
+        self.assertIn("type.mismatch", codes(report))
+        self.assertEqual(report["item"]["derivatives"], [])
+        item_id = report["item_id"]
+
+        rc, listing = self.daemon.quarantine("list")
+        self.assertEqual(rc, 0)
+        ids = [i["id"] for i in listing["items"]]
+        self.assertIn(item_id, ids)
+
+        rc, shown = self.daemon.quarantine("show", item_id)
+        self.assertEqual(rc, 0)
+        self.assertEqual(shown["name"], "invoice.pdf")
+        self.assertIn("av.detected", shown["finding_codes"])
+        self.assertEqual(shown["report"]["item"]["sha256"], report["item"]["sha256"])
+
+        r = self.daemon.cli("quarantine", "delete", item_id, server=self.daemon.admin)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        rc, listing = self.daemon.quarantine("list")
+        self.assertNotIn(item_id, [i["id"] for i in listing.get("items", [])])
+        rc, _ = self.daemon.quarantine("show", item_id)
+        self.assertEqual(rc, 1)
+
+    def test_eicar_is_quarantined(self):
+        rc, report = self.daemon.sanitize(self.daemon.write("eicar.txt", EICAR))
+        self.assertEqual(rc, 2)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertIn("av.detected", codes(report))
+        reason = [f["reason"] for f in report["item"]["findings"] if f["code"] == "av.detected"][0]
+        self.assertIn("EICAR", reason.upper())
+
+    def test_clam_zip_is_quarantined(self):
+        rc, report = self.daemon.sanitize(os.path.join(TESTFILES, "clam.zip"))
+        self.assertEqual(rc, 2)
+        self.assertIn("av.detected", codes(report))
+
+    def test_original_is_kept_in_the_vault(self):
+        rc, report = self.daemon.sanitize(self.daemon.write("e2.com", EICAR + b"\n"))
+        self.assertEqual(rc, 2)
+        sha = report["item"]["sha256"]
+        blob = os.path.join(self.daemon.dir, "data", "blobs", sha[:2], sha)
+        with open(blob, "rb") as f:
+            self.assertEqual(f.read(), EICAR + b"\n")
+
+    def test_delete_unknown_item_fails_clearly(self):
+        r = self.daemon.cli("quarantine", "delete", "no-such-id", server=self.daemon.admin)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"no quarantined item", r.stderr)
+
+
+class BadInputTest(DaemonTestCase):
+    config_extra = "[limits]\nmax_file_bytes = 100000\n"
+
+    def upload(self, name: bytes, path, *extra):
+        r = self.daemon.probe("upload", self.daemon.ingress, name.hex() or "", path, *extra)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return json.loads(r.stdout)
+
+    def test_empty_file_is_rejected(self):
+        rc, report = self.daemon.sanitize(self.daemon.write("empty.txt", b""))
+        self.assertEqual(rc, 2)
+        self.assertEqual(report["outcome"], "rejected")
+        self.assertEqual(codes(report), ["input.empty"])
+        self.assert_alive()
+
+    def test_zero_byte_name(self):
+        report = self.upload(b"", self.daemon.write("n0.txt", b"text\n"))
+        self.assertEqual(report["outcome"], "delivered")
+        self.assertEqual(report["item"]["derivatives"][0]["name"], "unnamed.txt")
+        self.assert_alive()
+
+    def test_name_with_path_separators_and_controls(self):
+        report = self.upload(b"../../etc/\x07pass\x1bwd\xe2\x80\xae.txt", self.daemon.write("n1.txt", b"x\n"))
+        self.assertEqual(report["outcome"], "delivered")
+        self.assertIn("name.unsafe", codes(report))
+        self.assertEqual(report["item"]["derivatives"][0]["name"], "passwd.txt")
+        report = self.upload(b"C:\\Users\\a\\b.txt", self.daemon.write("n2.txt", b"x\n"))
+        self.assertEqual(report["item"]["derivatives"][0]["name"], "b.txt")
+        report = self.upload(b"\xff\xfe bad utf8.txt", self.daemon.write("n3.txt", b"x\n"))
+        self.assertEqual(report["outcome"], "delivered")
+        self.assert_alive()
+
+    def test_file_over_the_limit_is_rejected(self):
+        rc, report = self.daemon.sanitize(self.daemon.write("big.txt", b"a" * 200000))
+        self.assertEqual(rc, 2)
+        self.assertEqual(report["outcome"], "rejected")
+        self.assertEqual(codes(report), ["limit.file_size"])
+        self.assert_alive()
+
+    def test_lying_size_header_is_rejected(self):
+        path = self.daemon.write("lie.txt", b"0123456789")
+        report = self.upload(b"lie.txt", path, "--announce", "5")
+        self.assertEqual(report["outcome"], "rejected")
+        self.assertEqual(codes(report), ["input.size_mismatch"])
+        report = self.upload(b"lie.txt", path, "--announce", "50")
+        self.assertEqual(codes(report), ["input.size_mismatch"])
+        self.assert_alive()
+
+    def test_client_disconnecting_mid_stream(self):
+        path = self.daemon.write("half.txt", b"z" * 50000)
+        r = self.daemon.probe("upload", self.daemon.ingress, b"half.txt".hex(), path,
+                              "--announce", "90000", "--disconnect-after", "50000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.time() + 10
+        while "input.truncated" not in self.daemon.log_text() and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertIn("input.truncated", self.daemon.log_text())
+        self.assert_alive()
+
+    def test_unreachable_server_is_an_error(self):
+        r = subprocess.run([os.path.join(BIN, "mugai"), "--server", f"unix:{self.daemon.dir}/nothing.sock",
+                            "--timeout", "3", "sanitize-file", self.daemon.write("u.txt", b"u")],
+                           capture_output=True, timeout=60)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"mugai:", r.stderr)
+
+    def test_usage_errors(self):
+        r = self.daemon.cli("frobnicate")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(b"usage:", r.stderr)
+        r = self.daemon.cli("sanitize-file", "/nonexistent/file")
+        self.assertEqual(r.returncode, 1)
+
+
+class WorkerFaultTest(DaemonTestCase):
+    use_hostile_worker = True
+    config_extra = "[limits]\nitem_seconds = 3\n"
+
+    def hostile(self, command):
+        return self.daemon.sanitize(self.daemon.write(f"{command}.txt", f"MUGAI-TEST:{command}\n".encode()))
+
+    def test_worker_killed_mid_item(self):
+        rc, report = self.hostile("die-mid-record")
+        self.assertEqual(rc, 2)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertEqual(codes(report), ["worker.crashed"])
+        self.assert_alive()
+
+    def test_hanging_worker_times_out(self):
+        started = time.time()
+        rc, report = self.hostile("hang")
+        self.assertEqual(rc, 2)
+        self.assertEqual(codes(report), ["worker.timeout"])
+        self.assertLess(time.time() - started, 15)
+        self.assert_alive()
+
+    def test_garbage_records(self):
+        rc, report = self.hostile("garbage")
+        self.assertEqual(rc, 2)
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assert_alive()
+
+    def test_invalid_utf8_text(self):
+        rc, report = self.hostile("bad-utf8")
+        self.assertEqual(rc, 2)
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assert_alive()
+
+    def test_oversized_page_claim(self):
+        rc, report = self.hostile("huge-page")
+        self.assertEqual(rc, 2)
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assert_alive()
+
+    def test_sigterm_finishes_in_flight_work(self):
+        daemon = Daemon(f'[workers]\nexecutable = "{BIN}/mugai-hostile-worker"\n').start()
+        try:
+            path = daemon.write("slow.txt", b"MUGAI-TEST:slow\nfinishes after SIGTERM\n")
+            cli = subprocess.Popen([os.path.join(BIN, "mugai"), "--server", daemon.ingress,
+                                    "sanitize-file", path, "--json"], stdout=subprocess.PIPE)
+            time.sleep(0.5)
+            daemon.proc.send_signal(signal.SIGTERM)
+            out, _ = cli.communicate(timeout=120)
+            self.assertEqual(cli.returncode, 0)
+            self.assertEqual(json.loads(out)["outcome"], "delivered")
+            self.assertEqual(daemon.proc.wait(timeout=60), 0)
+            self.assertIn("stopped", daemon.log_text())
+        finally:
+            daemon.cleanup()
+
+    def test_many_failures_in_a_row_do_not_exhaust_the_pool(self):
+        for _ in range(6):
+            rc, report = self.hostile("die-mid-record")
+            self.assertEqual(report["outcome"], "quarantined")
+        self.assert_alive()
+
+
+class SignatureTest(unittest.TestCase):
+    def test_reload_on_sighup_and_status_warns_about_test_signatures(self):
+        sigs = tempfile.mkdtemp(prefix="mugai-sigs-")
+        for name in os.listdir(os.path.join(SAMPLES, "signatures")):
+            if name.endswith((".ndb", ".hdb")):
+                shutil.copy(os.path.join(SAMPLES, "signatures", name), sigs)
+        daemon = Daemon("[scanner]\nsignature_check_seconds = 3600\n", signatures=sigs).start()
+        try:
+            self.assertIn("TEST SIGNATURES ONLY", daemon.log_text())
+            r = daemon.cli("status", "--json", server=daemon.admin)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            status = json.loads(r.stdout)
+            self.assertTrue(status["signatures"]["test_signatures_only"])
+            self.assertTrue(any("TEST SIGNATURES" in w for w in status["warnings"]))
+            before = int(status["signatures"]["signature_count"])
+
+            marker = b"MUGAI-RELOAD-MARKER-7f3a9c"
+            path = daemon.write("marker.txt", b"hello " + marker + b"\n")
+            rc, report = daemon.sanitize(path)
+            self.assertEqual(report["outcome"], "delivered")
+
+            with open(os.path.join(sigs, "reload-test.ndb"), "w") as f:
+                f.write(f"Mugai.Test.Reload:0:*:{marker.hex()}\n")
+            daemon.proc.send_signal(signal.SIGHUP)
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                status = json.loads(daemon.cli("status", "--json", server=daemon.admin).stdout)
+                if int(status["signatures"]["signature_count"]) > before:
+                    break
+                time.sleep(0.2)
+            rc, report = daemon.sanitize(path)
+            self.assertEqual(report["outcome"], "quarantined", daemon.log_text())
+            self.assertIn("av.detected", codes(report))
+        finally:
+            self.assertEqual(daemon.stop(), 0)
+            daemon.cleanup()
+            shutil.rmtree(sigs, ignore_errors=True)
+
+
+class ListenerTest(DaemonTestCase):
+    def test_health_and_reflection_on_every_listener(self):
+        for address in (self.daemon.ingress, self.daemon.egress, self.daemon.admin):
+            r = self.daemon.probe("health", address)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout.strip(), b"SERVING")
+            r = self.daemon.probe("reflection", address)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn(b"grpc.health.v1.Health", r.stdout)
+            self.assertIn(b"mugai.v1.Status", r.stdout)
+
+    def test_ingress_and_admin_are_separate(self):
+        services = self.daemon.probe("reflection", self.daemon.ingress).stdout
+        self.assertIn(b"mugai.v1.Sanitizer", services)
+        self.assertNotIn(b"mugai.v1.Admin", services)
+        services = self.daemon.probe("reflection", self.daemon.admin).stdout
+        self.assertIn(b"mugai.v1.Admin", services)
+        self.assertNotIn(b"mugai.v1.Sanitizer", services)
+        r = self.daemon.cli("quarantine", "list")  # ingress address: no Admin there
+        self.assertEqual(r.returncode, 1)
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,76 @@
+#include "service/config/config.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <fstream>
+
+namespace mugai {
+namespace {
+
+std::string WriteConfig(const std::string& text) {
+  char path[] = "/tmp/mugai-config-XXXXXX";
+  int fd = mkstemp(path);
+  close(fd);
+  std::ofstream(path) << text;
+  return path;
+}
+
+TEST(Config, SampleFileStatesTheBuiltInDefaults) {
+  Config sample = LoadConfig(MUGAI_SAMPLES_DIR "/mugai.toml");
+  Config defaults;
+  EXPECT_EQ(sample.data_dir, defaults.data_dir);
+  EXPECT_EQ(sample.signatures, defaults.signatures);
+  EXPECT_EQ(sample.ingress, defaults.ingress);
+  EXPECT_EQ(sample.egress, defaults.egress);
+  EXPECT_EQ(sample.admin, defaults.admin);
+  EXPECT_EQ(sample.workers, defaults.workers);
+  EXPECT_EQ(sample.worker_max_jobs, defaults.worker_max_jobs);
+  EXPECT_EQ(sample.scanner_threads, defaults.scanner_threads);
+  EXPECT_EQ(sample.signature_check_seconds, defaults.signature_check_seconds);
+  EXPECT_EQ(sample.limits.max_file_bytes, defaults.limits.max_file_bytes);
+  EXPECT_EQ(sample.limits.max_text_bytes, defaults.limits.max_text_bytes);
+  EXPECT_EQ(sample.limits.item_time, defaults.limits.item_time);
+  EXPECT_EQ(sample.shutdown_grace_seconds, defaults.shutdown_grace_seconds);
+}
+
+TEST(Config, ValuesOverrideDefaults) {
+  Config c = LoadConfig(WriteConfig("data_dir = \"/srv/m\"\n[limits]\nitem_seconds = 5\n"
+                                    "max_file_bytes = 1000\n[workers]\ncount = 3\n"));
+  EXPECT_EQ(c.data_dir, "/srv/m");
+  EXPECT_EQ(c.limits.item_time, std::chrono::seconds(5));
+  EXPECT_EQ(c.limits.max_file_bytes, 1000u);
+  EXPECT_EQ(c.workers, 3u);
+}
+
+TEST(Config, UnknownKeyIsAnErrorWithItsLine) {
+  try {
+    LoadConfig(WriteConfig("[limits]\nmax_file_byte = 10\n"));
+    FAIL() << "accepted a misspelt key";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(":2: unknown key \"limits.max_file_byte\""), std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Config, OutOfRangeAndWrongTypesAreErrors) {
+  EXPECT_THROW(LoadConfig(WriteConfig("[limits]\nitem_seconds = 0\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[limits]\nitem_seconds = \"30\"\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[workers]\ncount = -1\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("listeners = 3\n")), ConfigError);
+}
+
+TEST(Config, SyntaxErrorNamesTheFile) {
+  std::string path = WriteConfig("data_dir = \n");
+  try {
+    LoadConfig(path);
+    FAIL();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find(path + ":1:"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, MissingFileIsAnError) { EXPECT_THROW(LoadConfig("/nonexistent/mugai.toml"), ConfigError); }
+
+}  // namespace
+}  // namespace mugai

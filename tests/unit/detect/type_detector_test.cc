@@ -1,0 +1,109 @@
+#include "sanitizers/detect/type_detector.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+#include <vector>
+
+namespace mugai {
+namespace {
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in) << path;
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+struct Sample {
+  const char* path;  // under the corpus, or absolute
+  const char* mime;
+};
+
+class DetectFile : public testing::TestWithParam<Sample> {};
+
+TEST_P(DetectFile, MimeTypeFromContent) {
+  std::filesystem::path path = GetParam().path;
+  if (path.is_relative()) path = std::filesystem::path(MUGAI_CORPUS_DIR) / path;
+  TypeDetector detector;
+  DetectedType type = detector.Detect(ReadFile(path));
+  EXPECT_EQ(type.mime_type, GetParam().mime) << path;
+  EXPECT_FALSE(type.description.empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Corpus, DetectFile,
+    testing::Values(
+        Sample{"dangerzone-test-docs/test_docs/sample-pdf.pdf", "application/pdf"},
+        Sample{"dangerzone-test-docs/test_docs/sample-docx.docx",
+               "application/vnd.openxmlformats-officedocument.wordprocessingml.document"},
+        Sample{"archive/zip/deco_test.zip", "application/zip"},
+        Sample{"dangerzone-test-docs/test_docs/sample-png.png", "image/png"},
+        Sample{"office/dde/dde-in-csv.csv", "text/plain"},
+        Sample{"mail/structure/mimekit_bounce.eml", "message/rfc822"},
+        Sample{"archive/tar/test_compat_gzip_1.tgz", "application/gzip"},
+        Sample{MUGAI_TESTFILES_DIR "/clam.exe.html", "text/html"},
+        Sample{MUGAI_TESTFILES_DIR "/clam.exe.bz2", "application/x-bzip2"},
+        Sample{MUGAI_TESTFILES_DIR "/clam.exe", "application/vnd.microsoft.portable-executable"}));
+
+TEST(TypeDetector, EmptyInput) {
+  TypeDetector detector;
+  EXPECT_EQ(detector.Detect("").mime_type, "application/x-empty");
+}
+
+TEST(TypeDetector, DescribesContent) {
+  TypeDetector detector;
+  DetectedType type = detector.Detect(ReadFile(MUGAI_TESTFILES_DIR "/clam.exe"));
+  EXPECT_NE(type.description.find("PE32"), std::string::npos) << type.description;
+  type = detector.Detect("<!DOCTYPE html>\n<html><body><p>hello</p></body></html>\n");
+  EXPECT_EQ(type.mime_type, "text/html");
+}
+
+// Compressed content is named as such, never looked into.
+TEST(TypeDetector, DoesNotDecompress) {
+  TypeDetector detector;
+  DetectedType type = detector.Detect(ReadFile(MUGAI_TESTFILES_DIR "/clam.exe.bz2"));
+  EXPECT_EQ(type.description.find("PE32"), std::string::npos) << type.description;
+}
+
+// Descriptions travel in protobuf string fields, which must be UTF-8;
+// libmagic's escaping keeps them printable ASCII whatever the content.
+TEST(TypeDetector, DescriptionsArePrintableAscii) {
+  TypeDetector detector;
+  size_t files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(MUGAI_CORPUS_DIR)) {
+    if (!entry.is_regular_file()) continue;
+    ++files;
+    DetectedType type = detector.Detect(ReadFile(entry.path()));
+    for (unsigned char c : type.description + type.mime_type) {
+      ASSERT_TRUE(c >= 0x20 && c < 0x7f) << entry.path() << ": " << type.description;
+    }
+  }
+  EXPECT_GT(files, 100u);
+}
+
+// One detector per thread is the contract; several may run side by side.
+TEST(TypeDetector, OnePerThread) {
+  const std::string pdf =
+      ReadFile(std::string(MUGAI_CORPUS_DIR) + "/dangerzone-test-docs/test_docs/sample-pdf.pdf");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      TypeDetector detector;
+      for (int i = 0; i < 50; ++i) {
+        if (detector.Detect(pdf).mime_type != "application/pdf") ++wrong;
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(wrong, 0);
+}
+
+}  // namespace
+}  // namespace mugai
