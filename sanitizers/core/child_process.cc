@@ -1,83 +1,94 @@
 #include "sanitizers/core/child_process.h"
 
-#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <system_error>
+#include <thread>
 #include <utility>
 
-namespace mugai {
+extern char** environ;
 
-ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, BeforeExec before_exec) {
+namespace mugai {
+namespace {
+
+class FileActions {
+ public:
+  FileActions() { posix_spawn_file_actions_init(&actions_); }
+  ~FileActions() { posix_spawn_file_actions_destroy(&actions_); }
+  FileActions(const FileActions&) = delete;
+  FileActions& operator=(const FileActions&) = delete;
+  posix_spawn_file_actions_t* get() { return &actions_; }
+
+ private:
+  posix_spawn_file_actions_t actions_;
+};
+
+class SpawnAttributes {
+ public:
+  SpawnAttributes() { posix_spawnattr_init(&attr_); }
+  ~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+  posix_spawnattr_t* get() { return &attr_; }
+
+ private:
+  posix_spawnattr_t attr_;
+};
+
+}  // namespace
+
+ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd* channel) {
   int fds[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
     throw std::system_error(errno, std::generic_category(), "socketpair");
   }
   UniqueFd ours(fds[0]), theirs(fds[1]);
 
-  // Everything the child needs is prepared before fork: after it, in a
-  // multi-threaded parent, only async-signal-safe calls are allowed.
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
-  pid_t pid = ::fork();
-  if (pid < 0) throw std::system_error(errno, std::generic_category(), "fork");
-  if (pid == 0) {
-    int fd = theirs.get();
-    if (fd == kChannelFd) {
-      ::fcntl(fd, F_SETFD, 0);
-    } else if (::dup2(fd, kChannelFd) < 0) {
-      ::_exit(127);
-    }
-    ::close_range(kChannelFd + 1, ~0U, 0);
-    if (before_exec) before_exec();
-    ::execv(args[0], args.data());
-    ::_exit(127);
+  FileActions actions;
+  // dup2 onto itself clears FD_CLOEXEC, so fd 3 survives even if it already is 3.
+  posix_spawn_file_actions_adddup2(actions.get(), theirs.get(), kChannelFd);
+  posix_spawn_file_actions_addclosefrom_np(actions.get(), kChannelFd + 1);
+  SpawnAttributes attr;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(attr.get(), &none);
+  posix_spawnattr_setsigdefault(attr.get(), &all);
+  posix_spawnattr_setpgroup(attr.get(), 0);
+  posix_spawnattr_setflags(attr.get(),
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = -1;
+  if (int rc = posix_spawn(&pid, args[0], actions.get(), attr.get(), args.data(), environ); rc != 0) {
+    throw std::system_error(rc, std::generic_category(), "cannot start " + argv[0]);
   }
   ChildProcess child;
   child.pid_ = pid;
-  child.channel_ = std::move(ours);
+  *channel = std::move(ours);
   return child;
 }
 
-ChildProcess::ChildProcess(ChildProcess&& other) noexcept
-    : pid_(std::exchange(other.pid_, -1)), channel_(std::move(other.channel_)) {}
+ChildProcess::ChildProcess(ChildProcess&& other) noexcept : pid_(std::exchange(other.pid_, -1)) {}
 
 ChildProcess& ChildProcess::operator=(ChildProcess&& other) noexcept {
   if (this != &other) {
-    KillAndWait();
+    Reap(std::chrono::milliseconds(0));
     pid_ = std::exchange(other.pid_, -1);
-    channel_ = std::move(other.channel_);
   }
   return *this;
 }
 
-ChildProcess::~ChildProcess() { KillAndWait(); }
+ChildProcess::~ChildProcess() { Reap(std::chrono::milliseconds(0)); }
 
 void ChildProcess::Signal(int signo) const {
   if (pid_ > 0) ::kill(pid_, signo);
-}
-
-std::string ChildProcess::KillAndWait() {
-  channel_.reset();
-  if (pid_ <= 0) return "not running";
-  ::kill(pid_, SIGKILL);
-  return Wait();
-}
-
-std::string ChildProcess::Wait() {
-  if (pid_ <= 0) return "not running";
-  int status = 0;
-  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-  }
-  pid_ = -1;
-  channel_.reset();
-  return DescribeWaitStatus(status);
 }
 
 bool ChildProcess::Exited() {
@@ -85,8 +96,26 @@ bool ChildProcess::Exited() {
   int status = 0;
   if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
   pid_ = -1;
-  channel_.reset();
   return true;
+}
+
+int ChildProcess::Reap(std::chrono::milliseconds grace) {
+  int status = 0;
+  if (pid_ <= 0) return status;
+  const auto give_up = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_ || (r < 0 && errno != EINTR)) break;
+    if (std::chrono::steady_clock::now() >= give_up) {
+      ::kill(pid_, SIGKILL);
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return status;
 }
 
 std::string DescribeWaitStatus(int status) {

@@ -1,11 +1,17 @@
 // A child process started with a private channel: one end of a fresh
-// AF_UNIX socketpair becomes the child's fd 3, every other descriptor of
-// ours is closed in the child. Owning: destroying a running ChildProcess
-// kills (SIGKILL) and reaps it, so no child outlives its owner unnoticed.
+// AF_UNIX socketpair becomes the child's fd 3; nothing else of ours beyond
+// stdin, stdout and stderr is inherited. The child starts with a clean
+// signal state (the daemon blocks SIGTERM, SIGHUP and SIGINT for its own
+// sigwait) and in its own process group, so a terminal's ^C reaches the
+// daemon only, which then stops its children.
+//
+// Owning: destroying a ChildProcess that has not been reaped kills
+// (SIGKILL) and reaps it, so no child outlives its owner unnoticed.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -18,39 +24,32 @@ class ChildProcess {
   // Fd number of the channel inside the child.
   static constexpr int kChannelFd = 3;
 
-  // Starts argv[0] (a path) with `argv`. `before_exec`, when given, runs in
-  // the child between fork and exec and must only make async-signal-safe
-  // calls (setrlimit, prctl, ...). Throws std::system_error.
-  using BeforeExec = void (*)();
-  static ChildProcess Spawn(const std::vector<std::string>& argv, BeforeExec before_exec = nullptr);
+  // Starts argv[0] (a path) with `argv`; `*channel` receives our end of the
+  // channel. Throws std::system_error.
+  static ChildProcess Spawn(const std::vector<std::string>& argv, UniqueFd* channel);
 
   ChildProcess() = default;
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&& other) noexcept;
   ~ChildProcess();
 
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  int channel() const { return channel_.get(); }
+  pid_t pid() const { return pid_; }  // -1 once reaped
 
   void Signal(int signo) const;
-
-  // Closes our end of the channel, kills the child and reaps it. Returns how
-  // it ended ("exited with status 0", "killed by signal 9"). Idempotent.
-  std::string KillAndWait();
-
-  // Reaps the child after it has exited or is about to; returns how it ended.
-  std::string Wait();
 
   // Without blocking: true when the child has exited (it is then reaped).
   bool Exited();
 
+  // Waits up to `grace` for the child to exit, then kills it, and reaps it.
+  // Returns its wait status (0 when it was already reaped). A child that
+  // died by itself keeps its own cause of death.
+  int Reap(std::chrono::milliseconds grace);
+
  private:
   pid_t pid_ = -1;
-  UniqueFd channel_;
 };
 
-// "exited with status N" / "killed by signal N (NAME)" for a waitpid status.
+// "exited with status N" / "killed by signal N (SIGNAME)" for a wait status.
 std::string DescribeWaitStatus(int status);
 
 }  // namespace mugai

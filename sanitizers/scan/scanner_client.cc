@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,8 +20,6 @@
 #include "sanitizers/core/log.h"
 #include "sanitizers/core/unique_fd.h"
 #include "sanitizers/scan/official_database.h"
-
-extern char** environ;
 
 namespace mugai {
 namespace {
@@ -54,100 +51,15 @@ ScanVerdict Failed(std::string error) {
   return verdict;
 }
 
-// The scanner process, reaped exactly once. (core's ChildProcess forks
-// without resetting the signal mask and has no timed wait, both of which the
-// scanner needs.)
-class ScannerProcess {
- public:
-  explicit ScannerProcess(pid_t pid) : pid_(pid) {}
-  ScannerProcess(const ScannerProcess&) = delete;
-  ScannerProcess& operator=(const ScannerProcess&) = delete;
-  ~ScannerProcess() { Reap(0s); }
-
-  pid_t pid() const { return pid_; }
-
-  // Waits up to `grace` for the child to exit, then kills it. Returns its
-  // wait status (0 when there was nothing left to reap).
-  int Reap(std::chrono::milliseconds grace) {
-    int status = 0;
-    if (pid_ < 0) return status;
-    const Deadline give_up = Clock::now() + grace;
-    for (;;) {
-      pid_t r = ::waitpid(pid_, &status, WNOHANG);
-      if (r == pid_ || (r < 0 && errno != EINTR)) break;
-      if (Clock::now() >= give_up) {
-        ::kill(pid_, SIGKILL);
-        while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-        }
-        break;
-      }
-      std::this_thread::sleep_for(10ms);
-    }
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  pid_t pid_;
-};
-
-class FileActions {
- public:
-  FileActions() { posix_spawn_file_actions_init(&actions_); }
-  ~FileActions() { posix_spawn_file_actions_destroy(&actions_); }
-  posix_spawn_file_actions_t* get() { return &actions_; }
-
- private:
-  posix_spawn_file_actions_t actions_;
-};
-
-class SpawnAttributes {
- public:
-  SpawnAttributes() { posix_spawnattr_init(&attr_); }
-  ~SpawnAttributes() { posix_spawnattr_destroy(&attr_); }
-  posix_spawnattr_t* get() { return &attr_; }
-
- private:
-  posix_spawnattr_t attr_;
-};
-
-// Starts the scanner with `channel` as its fd 3 and nothing else open
-// beyond stdin, stdout and stderr. It gets a clean signal state (the daemon
-// blocks SIGHUP and friends for its own sigwait) and its own process group,
-// so a terminal's ^C reaches the daemon only, which then shuts it down.
-pid_t SpawnScanner(const ScannerOptions& options, int channel) {
+std::vector<std::string> ScannerArguments(const ScannerOptions& options) {
   // clang-format off
-  std::vector<std::string> args = {
+  return {
       options.executable,
       "--signatures", options.signatures_dir,
       "--threads", std::to_string(options.threads),
       "--reload-check", std::to_string(options.reload_check.count()),
       "--max-bytes", std::to_string(options.max_scan_bytes)};
   // clang-format on
-  std::vector<char*> argv;
-  for (std::string& arg : args) argv.push_back(arg.data());
-  argv.push_back(nullptr);
-
-  FileActions actions;
-  // dup2 onto itself clears FD_CLOEXEC, so fd 3 survives even if it already is 3.
-  posix_spawn_file_actions_adddup2(actions.get(), channel, 3);
-  posix_spawn_file_actions_addclosefrom_np(actions.get(), 4);
-  SpawnAttributes attr;
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(attr.get(), &none);
-  posix_spawnattr_setsigdefault(attr.get(), &all);
-  posix_spawnattr_setpgroup(attr.get(), 0);
-  posix_spawnattr_setflags(attr.get(),
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = -1;
-  if (int rc = posix_spawn(&pid, options.executable.c_str(), actions.get(), attr.get(), argv.data(),
-                           environ);
-      rc != 0) {
-    throw std::runtime_error("cannot start " + options.executable + ": " + std::strerror(rc));
-  }
-  return pid;
 }
 
 }  // namespace
@@ -240,7 +152,7 @@ class ScannerClient::Impl {
   void Reload() {
     std::lock_guard lock(mu_);
     // The child is reaped only after `dead` is set, so the pid is still ours.
-    if (channel_ && !channel_->dead) ::kill(channel_->child.pid(), SIGHUP);
+    if (channel_ && !channel_->dead) channel_->child.Signal(SIGHUP);
   }
 
   pid_t scanner_pid() const {
@@ -252,8 +164,8 @@ class ScannerClient::Impl {
   // One scanner process and the socket to it. Fields below `reader` are
   // guarded by Impl::mu_.
   struct Channel {
-    Channel(UniqueFd socket, pid_t pid, uint64_t generation)
-        : socket(std::move(socket)), child(pid), generation(generation) {}
+    Channel(UniqueFd socket, ChildProcess child, uint64_t generation)
+        : socket(std::move(socket)), child(std::move(child)), generation(generation) {}
     // Waking the reader with shutdown (not close: it is polling the fd) ends
     // it; it reaps the child before it returns.
     ~Channel() {
@@ -262,7 +174,7 @@ class ScannerClient::Impl {
     }
 
     const UniqueFd socket;
-    ScannerProcess child;
+    ChildProcess child;
     const uint64_t generation;
     const Clock::time_point started = Clock::now();
     std::timed_mutex write_mu;  // one frame at a time
@@ -281,13 +193,9 @@ class ScannerClient::Impl {
 
   // Requires mu_. Spawns a scanner and its reader thread.
   std::shared_ptr<Channel> Spawn() {
-    int fds[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
-      throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
-    }
-    UniqueFd ours(fds[0]), theirs(fds[1]);
-    pid_t pid = SpawnScanner(options_, theirs.get());
-    auto channel = std::make_shared<Channel>(std::move(ours), pid, ++generation_);
+    UniqueFd socket;
+    ChildProcess child = ChildProcess::Spawn(ScannerArguments(options_), &socket);
+    auto channel = std::make_shared<Channel>(std::move(socket), std::move(child), ++generation_);
     channel->reader = std::thread(&Impl::ReadMessages, this, channel.get());
     return channel;
   }
@@ -369,7 +277,7 @@ class ScannerClient::Impl {
   void RetireLocked(Channel& channel, bool kill) {
     if (channel.dead) return;
     channel.dead = true;
-    if (kill) ::kill(channel.child.pid(), SIGKILL);
+    if (kill) channel.child.Signal(SIGKILL);
     ::shutdown(channel.socket.get(), SHUT_RDWR);
   }
 

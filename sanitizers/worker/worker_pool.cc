@@ -24,8 +24,13 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::SpawnWorker() const {
   std::vector<std::string> argv{options_.executable};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   auto worker = std::make_unique<Worker>();
-  worker->process = ChildProcess::Spawn(argv);
+  worker->process = ChildProcess::Spawn(argv, &worker->channel);
   return worker;
+}
+
+std::string WorkerPool::Worker::Kill() {
+  channel.reset();
+  return DescribeWaitStatus(process.Reap(std::chrono::milliseconds(0)));
 }
 
 std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
@@ -39,7 +44,7 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
 void WorkerPool::Release(std::unique_ptr<Worker> worker, bool healthy) {
   bool recycle = !healthy || worker->jobs >= options_.max_jobs_per_worker;
   if (recycle) {
-    worker->process.KillAndWait();
+    worker->Kill();
     try {
       worker = SpawnWorker();
     } catch (const std::exception& e) {
@@ -86,14 +91,14 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
 }
 
 JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline) {
-  const int fd = worker.process.channel();
+  const int fd = worker.channel.get();
   JobResult result;
   // A worker that died while idle shows up here as a failed write or an
   // immediate EOF: the job fails closed and the worker is replaced.
   if (FrameStatus s = WriteFrame(fd, job, deadline); s != FrameStatus::kOk) {
     result.status = s == FrameStatus::kTimeout ? JobStatus::kTimeout : JobStatus::kCrashed;
     result.detail = std::string("sending the job failed: ") + FrameStatusName(s);
-    if (result.status == JobStatus::kCrashed) result.detail += ", worker " + worker.process.KillAndWait();
+    if (result.status == JobStatus::kCrashed) result.detail += ", worker " + worker.Kill();
     return result;
   }
   RecordValidator validator(job.id(), options_.record_limits);
@@ -118,7 +123,7 @@ JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline
         result.status = JobStatus::kCrashed;
         // Killing first: a worker that merely closed its channel is not
         // waited for; one that already died keeps its own cause of death.
-        result.detail = "the worker " + worker.process.KillAndWait() + " during the job";
+        result.detail = "the worker " + worker.Kill() + " during the job";
         return result;
     }
     if (std::optional<std::string> violation = validator.Check(record)) {

@@ -66,7 +66,11 @@ class WorkerPool {
  private:
   struct Worker {
     ChildProcess process;
+    UniqueFd channel;
     unsigned jobs = 0;
+
+    // Closes the channel, kills the process and says how it ended.
+    std::string Kill();
   };
 
   std::unique_ptr<Worker> Acquire(Deadline deadline);
