@@ -20,6 +20,7 @@ inline constexpr std::string_view kLimitPixels = "limit.pixels";
 inline constexpr std::string_view kLimitTime = "limit.time";
 inline constexpr std::string_view kLimitFileSize = "limit.file_size";
 inline constexpr std::string_view kLimitOutput = "limit.output";
+inline constexpr std::string_view kLimitMemory = "limit.memory";
 inline constexpr std::string_view kParseFailed = "parse.failed";
 inline constexpr std::string_view kWorkerCrashed = "worker.crashed";
 inline constexpr std::string_view kWorkerTimeout = "worker.timeout";

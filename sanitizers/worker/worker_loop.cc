@@ -3,7 +3,13 @@
 #include <exception>
 #include <string>
 
+#include <cstdlib>
+#include <utility>
+
+#include "sanitizers/core/child_process.h"
 #include "sanitizers/core/findings.h"
+#include "sanitizers/core/log.h"
+#include "sanitizers/sandbox/sandbox.h"
 #include "sanitizers/html/html_converter.h"
 #include "sanitizers/text/text_converter.h"
 #include "sanitizers/worker/frame.h"
@@ -49,6 +55,8 @@ int RunWorkerLoop(int fd, const ConverterFactory& factory) {
       ConvertInput input{job.name(), job.content(), job.max_output_bytes()};
       try {
         converter->Convert(input, sink);
+      } catch (const std::bad_alloc&) {
+        sink.Finding(finding::kLimitMemory, "the converter ran out of its memory limit");
       } catch (const std::exception& e) {
         sink.Finding(finding::kParseFailed, e.what());
       }
@@ -60,6 +68,48 @@ int RunWorkerLoop(int fd, const ConverterFactory& factory) {
     sink.Emit(std::move(done));
     if (sink.broken()) return 1;
   }
+}
+
+int WorkerMain(int argc, char** argv, const ConverterFactory& factory) {
+  SetLogProgram("mugai-worker");
+  bool sandbox = true;
+  uint64_t memory_bytes = uint64_t{1} << 30;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--no-sandbox") {
+      sandbox = false;
+    } else if (arg == "--memory-bytes" && i + 1 < argc) {
+      memory_bytes = std::strtoull(argv[++i], nullptr, 10);
+    } else {
+      LogError("unknown argument " + std::string(arg));
+      return 2;
+    }
+  }
+  // Japanese text in the charsets iconv loads on demand, and HTML.
+  static constexpr std::pair<const char*, std::string_view> kWarmUp[] = {
+      {"text", "\x93\xfa\x96\x7b\x8c\xea"}, {"text", "\xc6\xfc\xcb\xdc"},
+      {"text", "\x1b$BF|K\\\x1b(B"}, {"html", "<p>a</p>"}};
+  for (const auto& [name, sample] : kWarmUp) {
+    struct Discard : RecordSink {
+      void Emit(v1::worker::Record) override {}
+    } discard;
+    if (std::unique_ptr<Converter> converter = factory(name)) {
+      try {
+        converter->Convert({"warm-up", sample, 1 << 20}, discard);
+      } catch (const std::exception&) {
+      }
+    }
+  }
+  v1::worker::WorkerHello hello;
+  if (sandbox) {
+    SandboxReport report = EnterSandbox(ConverterPolicy(memory_bytes));
+    for (std::string& p : report.active) hello.add_protections(std::move(p));
+    for (std::string& m : report.missing) hello.add_missing(std::move(m));
+  } else {
+    hello.add_missing("sandbox disabled (--no-sandbox)");
+  }
+  if (WriteFrame(ChildProcess::kChannelFd, hello) != FrameStatus::kOk) return 1;
+  return RunWorkerLoop(ChildProcess::kChannelFd, factory);
 }
 
 }  // namespace mugai

@@ -26,4 +26,11 @@ int RunWorkerLoop(int fd, const ConverterFactory& factory);
 // The converters of the production worker (text, html, ...).
 std::unique_ptr<Converter> MakeBuiltinConverter(std::string_view name);
 
+// main() of a worker executable:
+//   WORKER [--no-sandbox] [--memory-bytes N]
+// Warms the converters up (libraries load their tables and modules now,
+// while files can still be opened), enters the sandbox, sends a
+// WorkerHello, then runs the job loop on fd 3.
+int WorkerMain(int argc, char** argv, const ConverterFactory& factory);
+
 }  // namespace mugai

@@ -1,6 +1,7 @@
 #include "sanitizers/worker/worker_pool.h"
 
 #include <signal.h>
+#include <sys/wait.h>
 
 #include "sanitizers/core/log.h"
 
@@ -11,8 +12,11 @@ WorkerPool::WorkerPool(WorkerPoolOptions options) : options_(std::move(options))
 WorkerPool::~WorkerPool() = default;  // each ChildProcess kills and reaps its worker
 
 void WorkerPool::Start() {
-  std::lock_guard lock(mutex_);
-  for (unsigned i = 0; i < options_.size; ++i) idle_.push_back(SpawnWorker());
+  for (unsigned i = 0; i < options_.size; ++i) {
+    std::unique_ptr<Worker> worker = SpawnWorker();
+    std::lock_guard lock(mutex_);
+    idle_.push_back(std::move(worker));
+  }
 }
 
 uint64_t WorkerPool::restarts() const {
@@ -20,17 +24,35 @@ uint64_t WorkerPool::restarts() const {
   return restarts_;
 }
 
-std::unique_ptr<WorkerPool::Worker> WorkerPool::SpawnWorker() const {
-  std::vector<std::string> argv{options_.executable};
+v1::worker::WorkerHello WorkerPool::protections() const {
+  std::lock_guard lock(mutex_);
+  return hello_;
+}
+
+// Starts a worker and waits for its hello: a worker that cannot start, or
+// cannot confine itself, never gets a job.
+std::unique_ptr<WorkerPool::Worker> WorkerPool::SpawnWorker() {
+  std::vector<std::string> argv{options_.executable, "--memory-bytes",
+                                std::to_string(options_.memory_bytes)};
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
+  if (!options_.sandbox) argv.push_back("--no-sandbox");
   auto worker = std::make_unique<Worker>();
   worker->process = ChildProcess::Spawn(argv, &worker->channel);
+  v1::worker::WorkerHello hello;
+  FrameStatus s = ReadFrame(worker->channel.get(), 1 << 16, Clock::now() + options_.start_timeout, &hello);
+  if (s != FrameStatus::kOk) {
+    std::string how = DescribeWaitStatus(worker->Kill());
+    throw std::runtime_error("worker " + options_.executable + " did not start (" +
+                             FrameStatusName(s) + ", " + how + ")");
+  }
+  std::lock_guard lock(mutex_);
+  hello_ = std::move(hello);
   return worker;
 }
 
-std::string WorkerPool::Worker::Kill() {
+int WorkerPool::Worker::Kill() {
   channel.reset();
-  return DescribeWaitStatus(process.Reap(std::chrono::milliseconds(0)));
+  return process.Reap(std::chrono::milliseconds(0));
 }
 
 std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
@@ -90,6 +112,25 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
   return result;
 }
 
+namespace {
+
+// The result for a worker that closed its channel mid-job, from how it
+// ended. Killing it first means a worker that merely closed its channel is
+// not waited for, while one that already died keeps its own cause of death.
+JobResult Ended(int wait_status) {
+  JobResult result;
+  if (WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGSYS) {
+    result.status = JobStatus::kViolation;
+    result.detail = "the worker made a system call its sandbox forbids (killed by seccomp)";
+  } else {
+    result.status = JobStatus::kCrashed;
+    result.detail = "the worker " + DescribeWaitStatus(wait_status) + " during the job";
+  }
+  return result;
+}
+
+}  // namespace
+
 JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline) {
   const int fd = worker.channel.get();
   JobResult result;
@@ -98,7 +139,7 @@ JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline
   if (FrameStatus s = WriteFrame(fd, job, deadline); s != FrameStatus::kOk) {
     result.status = s == FrameStatus::kTimeout ? JobStatus::kTimeout : JobStatus::kCrashed;
     result.detail = std::string("sending the job failed: ") + FrameStatusName(s);
-    if (result.status == JobStatus::kCrashed) result.detail += ", worker " + worker.Kill();
+    if (result.status == JobStatus::kCrashed) result.detail += ", worker " + DescribeWaitStatus(worker.Kill());
     return result;
   }
   RecordValidator validator(job.id(), options_.record_limits);
@@ -120,11 +161,7 @@ JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline
       case FrameStatus::kEof:
       case FrameStatus::kTruncated:
       case FrameStatus::kIoError:
-        result.status = JobStatus::kCrashed;
-        // Killing first: a worker that merely closed its channel is not
-        // waited for; one that already died keeps its own cause of death.
-        result.detail = "the worker " + worker.Kill() + " during the job";
-        return result;
+        return Ended(worker.Kill());
     }
     if (std::optional<std::string> violation = validator.Check(record)) {
       result.status = JobStatus::kViolation;

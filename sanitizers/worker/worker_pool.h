@@ -26,6 +26,11 @@ namespace mugai {
 struct WorkerPoolOptions {
   std::string executable;  // path of mugai-worker
   std::vector<std::string> extra_args;
+  // Workers confine themselves (sanitizers/sandbox/); false only for
+  // measuring what the sandbox costs.
+  bool sandbox = true;
+  uint64_t memory_bytes = uint64_t{1} << 30;  // each worker's address space
+  std::chrono::milliseconds start_timeout{10'000};
   unsigned size = 2;
   unsigned max_jobs_per_worker = 500;
   size_t max_job_bytes = 128u << 20;     // largest Job frame sent
@@ -53,7 +58,7 @@ class WorkerPool {
   WorkerPool(const WorkerPool&) = delete;
   WorkerPool& operator=(const WorkerPool&) = delete;
 
-  // Starts every worker. Throws std::system_error when one cannot start.
+  // Starts every worker. Throws std::runtime_error when one cannot start.
   void Start();
 
   // Runs `job` on a free worker; its id is assigned here.
@@ -63,19 +68,22 @@ class WorkerPool {
   // Workers replaced so far because of a failure (not routine recycling).
   uint64_t restarts() const;
 
+  // What the most recently started worker reported about its sandbox.
+  v1::worker::WorkerHello protections() const;
+
  private:
   struct Worker {
     ChildProcess process;
     UniqueFd channel;
     unsigned jobs = 0;
 
-    // Closes the channel, kills the process and says how it ended.
-    std::string Kill();
+    // Closes the channel, kills the process; returns its wait status.
+    int Kill();
   };
 
   std::unique_ptr<Worker> Acquire(Deadline deadline);
   void Release(std::unique_ptr<Worker> worker, bool healthy);
-  std::unique_ptr<Worker> SpawnWorker() const;
+  std::unique_ptr<Worker> SpawnWorker();
   JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline);
 
   const WorkerPoolOptions options_;
@@ -84,6 +92,7 @@ class WorkerPool {
   std::deque<std::unique_ptr<Worker>> idle_;
   uint64_t next_job_id_ = 1;
   uint64_t restarts_ = 0;
+  v1::worker::WorkerHello hello_;
 };
 
 }  // namespace mugai

@@ -28,6 +28,14 @@ class TableReader {
     });
   }
 
+  void Bool(const char* key, bool* out) {
+    Expect(key, [&](const toml::node& node) {
+      auto value = node.value<bool>();
+      if (!value) Fail(node, key, "must be true or false");
+      *out = *value;
+    });
+  }
+
   template <typename T>
   void Number(const char* key, T* out, int64_t min, int64_t max) {
     Expect(key, [&](const toml::node& node) {
@@ -98,6 +106,8 @@ Config LoadConfig(const std::string& path) {
     t.Number("count", &config.workers, 0, 256);
     t.Number("max_jobs", &config.worker_max_jobs, 1, kMaxU32);
     t.String("executable", &config.worker_executable);
+    t.Number("memory_bytes", &config.worker_memory_bytes, int64_t{64} << 20, int64_t{64} << 30);
+    t.Bool("sandbox", &config.worker_sandbox);
   });
   reader.Table("scanner", [&](TableReader& t) {
     t.Number("threads", &config.scanner_threads, 0, 256);

@@ -22,6 +22,8 @@ struct Config {
   unsigned workers = 0;  // 0: one per CPU
   unsigned worker_max_jobs = 500;
   std::string worker_executable;   // empty: mugai-worker beside mugaid
+  uint64_t worker_memory_bytes = uint64_t{1} << 30;
+  bool worker_sandbox = true;      // false only to measure what it costs
   unsigned scanner_threads = 0;    // 0: one per CPU
   unsigned signature_check_seconds = 10;
   std::string scanner_executable;  // empty: mugai-scanner beside mugaid

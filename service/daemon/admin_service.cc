@@ -49,8 +49,12 @@ grpc::Status AdminService::DeleteQuarantineItem(grpc::ServerContext*,
   });
 }
 
-std::vector<std::string> OperatorWarnings(const v1::worker::EngineInfo& engine) {
+std::vector<std::string> OperatorWarnings(const v1::worker::EngineInfo& engine,
+                                          const v1::worker::WorkerHello& workers) {
   std::vector<std::string> warnings;
+  for (const std::string& missing : workers.missing()) {
+    warnings.push_back("workers run WITHOUT " + missing);
+  }
   if (engine.test_signatures_only()) {
     warnings.push_back("ClamAV runs on TEST SIGNATURES ONLY (" + engine.directory() +
                        "): real malware will NOT be detected; install the official database");
@@ -69,8 +73,10 @@ grpc::Status StatusService::GetStatus(grpc::ServerContext*, const v1::GetStatusR
   signatures->set_directory(engine.directory());
   signatures->set_signature_count(engine.signature_count());
   signatures->set_test_signatures_only(engine.test_signatures_only());
-  response->set_workers(workers_);
-  for (std::string& w : OperatorWarnings(engine)) response->add_warnings(std::move(w));
+  response->set_workers(workers_.size());
+  v1::worker::WorkerHello hello = workers_.protections();
+  for (const std::string& p : hello.protections()) response->add_protections(p);
+  for (std::string& w : OperatorWarnings(engine, hello)) response->add_warnings(std::move(w));
   return grpc::Status::OK;
 }
 

@@ -126,7 +126,6 @@ int Run(int argc, char** argv) {
   v1::worker::EngineInfo engine = scanner.engine();
   LogInfo("ClamAV engine: " + std::to_string(engine.signature_count()) + " signatures from " +
           engine.directory());
-  for (const std::string& warning : OperatorWarnings(engine)) LogWarn("*** " + warning + " ***");
 
   WorkerPoolOptions pool_options;
   pool_options.executable = BesideSelf(config.worker_executable, "mugai-worker");
@@ -134,9 +133,14 @@ int Run(int argc, char** argv) {
   pool_options.max_jobs_per_worker = config.worker_max_jobs;
   pool_options.max_job_bytes = config.limits.max_file_bytes + (1u << 20);
   pool_options.record_limits.max_text_bytes = config.limits.max_text_bytes;
+  pool_options.memory_bytes = config.worker_memory_bytes;
+  pool_options.sandbox = config.worker_sandbox;
   WorkerPool pool(pool_options);
   pool.Start();
   LogInfo(std::to_string(pool.size()) + " workers started (" + pool_options.executable + ")");
+  v1::worker::WorkerHello hello = pool.protections();
+  for (const std::string& p : hello.protections()) LogInfo("worker sandbox: " + p);
+  for (const std::string& warning : OperatorWarnings(engine, hello)) LogWarn("*** " + warning + " ***");
 
   FileSanitizer sanitizer(scanner, pool, config.limits);
 
@@ -148,7 +152,7 @@ int Run(int argc, char** argv) {
   listeners[1].name = "egress";
   listeners[2].name = "admin";
   listeners[2].services.push_back(std::make_unique<AdminService>(*store));
-  for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool.size()));
+  for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool));
   const std::string* addresses[] = {&config.ingress, &config.egress, &config.admin};
   for (size_t i = 0; i < listeners.size(); ++i) StartListener(listeners[i], *addresses[i]);
   LogInfo("ready");

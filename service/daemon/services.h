@@ -48,7 +48,7 @@ class AdminService final : public v1::Admin::Service {
 // Every listener: what protections and signatures are in force.
 class StatusService final : public v1::Status::Service {
  public:
-  StatusService(const ScannerClient& scanner, unsigned workers)
+  StatusService(const ScannerClient& scanner, const WorkerPool& workers)
       : scanner_(scanner), workers_(workers) {}
 
   grpc::Status GetStatus(grpc::ServerContext*, const v1::GetStatusRequest*,
@@ -56,10 +56,11 @@ class StatusService final : public v1::Status::Service {
 
  private:
   const ScannerClient& scanner_;
-  unsigned workers_;
+  const WorkerPool& workers_;
 };
 
 // The warnings an operator must see, at startup and in GetStatus.
-std::vector<std::string> OperatorWarnings(const v1::worker::EngineInfo& engine);
+std::vector<std::string> OperatorWarnings(const v1::worker::EngineInfo& engine,
+                                          const v1::worker::WorkerHello& workers);
 
 }  // namespace mugai

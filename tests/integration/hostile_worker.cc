@@ -1,10 +1,16 @@
 // mugai-hostile-worker: a worker built only for tests. It behaves like
 // mugai-worker, except that text whose first line is a "MUGAI-TEST:" command
 // makes it misbehave the way a compromised or broken parser would.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "sanitizers/core/child_process.h"
 #include "sanitizers/worker/frame.h"
@@ -12,6 +18,20 @@
 
 namespace mugai {
 namespace {
+
+// Sends the file's contents as text if it can be read at all.
+void Steal(const std::string& path, RecordSink& sink) {
+  int f = ::open(path.c_str(), O_RDONLY);
+  if (f < 0) {
+    sink.Finding("parse.failed", "open " + path + ": " + strerror(errno));
+    return;
+  }
+  std::string loot(65536, '\0');
+  ssize_t n = ::read(f, loot.data(), loot.size());
+  ::close(f);
+  loot.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  sink.Text("stolen: " + loot);
+}
 
 class HostileConverter : public Converter {
  public:
@@ -34,6 +54,35 @@ class HostileConverter : public Converter {
     } else if (command == "MUGAI-TEST:garbage") {
       const char garbage[] = "\x10\x00\x00\x00" "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff";
       [[maybe_unused]] ssize_t n = ::write(fd, garbage, sizeof garbage - 1);
+      for (;;) ::pause();
+    } else if (command == "MUGAI-TEST:open") {
+      // The path to steal is on the second line.
+      std::string path(content.substr(command.size() + 1));
+      path = path.substr(0, path.find('\n'));
+      Steal(path, sink);
+    } else if (command == "MUGAI-TEST:connect") {
+      int s = ::socket(AF_INET, SOCK_STREAM, 0);
+      sockaddr_in to{};
+      to.sin_family = AF_INET;
+      to.sin_port = htons(9);
+      to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (s >= 0 && ::connect(s, reinterpret_cast<sockaddr*>(&to), sizeof to) == 0) {
+        sink.Text("connected to 127.0.0.1");
+      } else {
+        sink.Finding("parse.failed", std::string("connect: ") + strerror(errno));
+      }
+    } else if (command == "MUGAI-TEST:fork-bomb") {
+      for (;;) {
+        if (::fork() < 0) sink.Finding("parse.failed", std::string("fork: ") + strerror(errno));
+      }
+    } else if (command == "MUGAI-TEST:allocate") {
+      std::vector<std::string> hoard;
+      for (;;) hoard.emplace_back(64u << 20, 'x');
+    } else if (command == "MUGAI-TEST:spin") {
+      for (;;) asm volatile("" ::: "memory");
+    } else if (command == "MUGAI-TEST:oversized-record") {
+      const char header[] = "\xff\xff\xff\x7f";
+      [[maybe_unused]] ssize_t n = ::write(fd, header, 4);
       for (;;) ::pause();
     } else if (command == "MUGAI-TEST:bad-utf8") {
       sink.Text("caf\xc3 \xed\xa0\x80");
@@ -63,6 +112,4 @@ std::unique_ptr<Converter> MakeHostileConverter(std::string_view name) {
 }  // namespace
 }  // namespace mugai
 
-int main() {
-  return mugai::RunWorkerLoop(mugai::ChildProcess::kChannelFd, mugai::MakeHostileConverter);
-}
+int main(int argc, char** argv) { return mugai::WorkerMain(argc, argv, mugai::MakeHostileConverter); }

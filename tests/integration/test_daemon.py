@@ -398,6 +398,76 @@ class WorkerFaultTest(DaemonTestCase):
         self.assert_alive()
 
 
+class SandboxTest(DaemonTestCase):
+    """A hostile worker tries to break out; each attempt fails or is killed,
+    the item gets its code, and the daemon serves the next item."""
+    use_hostile_worker = True
+    config_extra = "[limits]\nitem_seconds = 3\n"
+
+    def hostile(self, command, *lines):
+        body = "\n".join([f"MUGAI-TEST:{command}", *lines]) + "\n"
+        return self.daemon.sanitize(self.daemon.write(f"{command}.txt", body.encode()))
+
+    def protections(self):
+        r = self.daemon.cli("status", "--json", server=self.daemon.admin)
+        return json.loads(r.stdout).get("protections", [])
+
+    def test_status_lists_the_protections_in_force(self):
+        text = "\n".join(self.protections())
+        for layer in ("seccomp", "no_new_privs", "namespaces", "empty read-only root",
+                      "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CPU"):
+            self.assertIn(layer, text)
+        self.assertIn("worker sandbox: seccomp", self.daemon.log_text())
+
+    def test_reading_etc_passwd_fails(self):
+        rc, report = self.hostile("open", "/etc/passwd")
+        self.assertEqual(rc, 2, report)
+        self.assertEqual(codes(report), ["parse.failed"])
+        self.assertIn("No such file", report["item"]["findings"][0]["reason"])
+        self.assert_alive()
+
+    def test_reading_another_items_original_fails(self):
+        rc, held = self.daemon.sanitize(self.daemon.write("secret.com", EICAR))
+        sha = held["item"]["sha256"]
+        blob = os.path.join(self.daemon.dir, "data", "blobs", sha[:2], sha)
+        self.assertTrue(os.path.exists(blob))
+        rc, report = self.hostile("open", blob)
+        self.assertEqual(codes(report), ["parse.failed"])
+        self.assert_alive()
+
+    def test_connecting_to_loopback_is_killed(self):
+        rc, report = self.hostile("connect")
+        self.assertEqual(rc, 2)
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assertIn("seccomp", report["item"]["findings"][0]["reason"])
+        self.assert_alive()
+
+    def test_fork_bomb_is_killed(self):
+        rc, report = self.hostile("fork-bomb")
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assert_alive()
+
+    def test_unbounded_allocation_hits_the_memory_limit(self):
+        if not any(p.startswith("RLIMIT_AS") for p in self.protections()):
+            self.skipTest("no memory limit in this build (AddressSanitizer)")
+        rc, report = self.hostile("allocate")
+        self.assertEqual(rc, 2)
+        self.assertEqual(codes(report), ["limit.memory"])
+        self.assert_alive()
+
+    def test_busy_loop_is_stopped_by_the_deadline(self):
+        started = time.time()
+        rc, report = self.hostile("spin")
+        self.assertEqual(codes(report), ["worker.timeout"])
+        self.assertLess(time.time() - started, 15)
+        self.assert_alive()
+
+    def test_oversized_record_is_a_violation(self):
+        rc, report = self.hostile("oversized-record")
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assert_alive()
+
+
 class SignatureTest(unittest.TestCase):
     def test_reload_on_sighup_and_status_warns_about_test_signatures(self):
         sigs = tempfile.mkdtemp(prefix="mugai-sigs-")

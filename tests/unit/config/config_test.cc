@@ -26,6 +26,8 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(sample.admin, defaults.admin);
   EXPECT_EQ(sample.workers, defaults.workers);
   EXPECT_EQ(sample.worker_max_jobs, defaults.worker_max_jobs);
+  EXPECT_EQ(sample.worker_memory_bytes, defaults.worker_memory_bytes);
+  EXPECT_EQ(sample.worker_sandbox, defaults.worker_sandbox);
   EXPECT_EQ(sample.scanner_threads, defaults.scanner_threads);
   EXPECT_EQ(sample.signature_check_seconds, defaults.signature_check_seconds);
   EXPECT_EQ(sample.limits.max_file_bytes, defaults.limits.max_file_bytes);

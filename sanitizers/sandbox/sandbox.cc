@@ -1,0 +1,225 @@
+#include "sanitizers/sandbox/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <linux/capability.h>
+#include <sched.h>
+#include <seccomp.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+#include "sanitizers/core/log.h"
+
+namespace mugai {
+namespace {
+
+constexpr uid_t kNobody = 65534;
+// The new root is a tmpfs mounted here, inside the private mount namespace
+// (so the host's /tmp is untouched), then entered with chroot.
+constexpr char kNewRoot[] = "/tmp";
+
+std::string Errno(const char* what) { return std::string(what) + ": " + strerror(errno); }
+
+class Layers {
+ public:
+  void Active(std::string what) { report_.active.push_back(std::move(what)); }
+  void Missing(std::string what) { report_.missing.push_back(std::move(what)); }
+  SandboxReport Done() { return std::move(report_); }
+
+ private:
+  SandboxReport report_;
+};
+
+bool WriteFile(const char* path, const std::string& text) {
+  int fd = open(path, O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  bool ok = write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  close(fd);
+  return ok;
+}
+
+// A worker started by root gives up root before anything else; the user
+// namespace that follows then belongs to nobody, not to root.
+void DropRoot(Layers& layers) {
+  if (geteuid() != 0) {
+    layers.Active("unprivileged user " + std::to_string(geteuid()));
+    return;
+  }
+  if (setgroups(0, nullptr) != 0 || setresgid(kNobody, kNobody, kNobody) != 0 ||
+      setresuid(kNobody, kNobody, kNobody) != 0) {
+    layers.Missing(Errno("user nobody"));
+    return;
+  }
+  // Changing ids made us non-dumpable, which would hand /proc/self (and
+  // the id maps we write next) to root.
+  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+  layers.Active("user nobody");
+}
+
+bool Unshare(Layers& layers) {
+  // Read before unshare: inside, until mapped, we are the overflow id.
+  const std::string uid = std::to_string(getuid()), gid = std::to_string(getgid());
+  if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS) != 0) {
+    layers.Missing(Errno("user, mount, network, IPC and UTS namespaces (unshare)"));
+    return false;
+  }
+  // Our one outside id is mapped (as 0) so that files we create in the new
+  // root have an owner inside the namespace.
+  if (!WriteFile("/proc/self/setgroups", "deny") ||
+      !WriteFile("/proc/self/uid_map", "0 " + uid + " 1") ||
+      !WriteFile("/proc/self/gid_map", "0 " + gid + " 1")) {
+    layers.Missing(Errno("user namespace id map"));
+  }
+  layers.Active("user, mount, network (empty), IPC and UTS namespaces");
+  // A PID namespace takes effect only for children, and the worker may not
+  // have any (seccomp refuses fork and clone; RLIMIT_NPROC is 0).
+  return true;
+}
+
+// Requires the namespaces: mounts are private to this process from here.
+void EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
+  namespace fs = std::filesystem;
+  auto fail = [&](const std::string& what) { layers.Missing("empty filesystem view (" + Errno(what.c_str()) + ")"); };
+  if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return fail("make mounts private");
+  if (mount("tmpfs", kNewRoot, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") != 0) {
+    return fail("mount tmpfs");
+  }
+  for (const std::string& path : policy.readable_paths) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) continue;
+    fs::path target = fs::path(kNewRoot) / fs::path(path).relative_path();
+    fs::create_directories(target, ec);
+    if (ec) return fail("mkdir " + target.string());
+    if (mount(path.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+        mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
+              nullptr) != 0) {
+      return fail("bind " + path);
+    }
+  }
+  if (mount(nullptr, kNewRoot, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+            "size=64k,mode=0755") != 0) {
+    return fail("make the root read-only");
+  }
+  if (chdir(kNewRoot) != 0 || chroot(".") != 0 || chdir("/") != 0) return fail("chroot");
+  std::string binds;
+  for (const std::string& p : policy.readable_paths) binds += " " + p;
+  layers.Active("empty read-only root" + (binds.empty() ? std::string() : " (read-only:" + binds + ")"));
+}
+
+void DropCapabilities(Layers& layers) {
+  __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2] = {};
+  if (syscall(SYS_capset, &header, data) != 0) {
+    layers.Missing(Errno("drop capabilities"));
+    return;
+  }
+  layers.Active("no capabilities");
+}
+
+void Limit(int resource, uint64_t value, const char* name, Layers& layers) {
+  rlimit limit{value, value};
+  if (setrlimit(resource, &limit) != 0) {
+    layers.Missing(Errno(name));
+    return;
+  }
+  layers.Active(std::string(name) + "=" + std::to_string(value));
+}
+
+void Rlimits(const SandboxPolicy& policy, Layers& layers) {
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer reserves terabytes of address space for its shadow.
+  layers.Missing("RLIMIT_AS (AddressSanitizer build)");
+#else
+  Limit(RLIMIT_AS, policy.memory_bytes, "RLIMIT_AS", layers);
+#endif
+  Limit(RLIMIT_CPU, policy.cpu_seconds, "RLIMIT_CPU", layers);
+  Limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE", layers);
+  Limit(RLIMIT_NOFILE, policy.open_files, "RLIMIT_NOFILE", layers);
+  Limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC", layers);
+  Limit(RLIMIT_CORE, 0, "RLIMIT_CORE", layers);
+}
+
+struct SeccompRelease {
+  void operator()(scmp_filter_ctx ctx) const { seccomp_release(ctx); }
+};
+
+// What a converter needs: memory, time, its own channel, and read-only
+// opens of the paths bound into its root. No sockets, no process creation,
+// no writes to files, no signals to others.
+bool InstallSeccomp(Layers& layers) {
+  std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
+  if (!ctx) {
+    layers.Missing("seccomp (seccomp_init)");
+    return false;
+  }
+  static constexpr int kAllowed[] = {
+      SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64), SCMP_SYS(write), SCMP_SYS(writev),
+      SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(close),
+      SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(getdents64), SCMP_SYS(fcntl),
+      SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect), SCMP_SYS(brk),
+      SCMP_SYS(madvise), SCMP_SYS(futex), SCMP_SYS(sched_yield), SCMP_SYS(exit),
+      SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
+      SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(clock_gettime),
+      SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(pause), SCMP_SYS(restart_syscall),
+      SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getrandom), SCMP_SYS(prlimit64),
+  };
+  bool ok = true;
+  for (int call : kAllowed) ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
+  // Signals to itself only: abort() and raise() are tgkill on our own pid.
+  ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                         SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid()))) == 0;
+  // Opening for reading only (the root is empty and read-only anyway).
+  ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                         SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY)) == 0;
+  if (!ok || seccomp_load(ctx.get()) != 0) {
+    layers.Missing("seccomp (loading the filter failed)");
+    return false;
+  }
+  layers.Active("seccomp allow-list (" + std::to_string(std::size(kAllowed) + 2) + " calls)");
+  return true;
+}
+
+}  // namespace
+
+SandboxPolicy ConverterPolicy(uint64_t memory_bytes) {
+  SandboxPolicy policy;
+  // iconv loads its charset converters (CP932, EUC-JP-MS, ...) on demand.
+  policy.readable_paths = {MUGAI_GCONV_DIR};
+  policy.memory_bytes = memory_bytes;
+  return policy;
+}
+
+SandboxReport EnterSandbox(const SandboxPolicy& policy) {
+  Layers layers;
+  DropRoot(layers);
+  if (Unshare(layers)) {
+    EmptyRoot(policy, layers);
+  } else {
+    layers.Missing("empty filesystem view (needs the namespaces)");
+  }
+  Rlimits(policy, layers);
+  if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) {
+    layers.Active("no_new_privs");
+  } else {
+    layers.Missing(Errno("no_new_privs"));
+  }
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  DropCapabilities(layers);
+  if (!InstallSeccomp(layers)) {
+    LogError("cannot install the seccomp filter; refusing to run a parser without it");
+    std::_Exit(125);
+  }
+  return layers.Done();
+}
+
+}  // namespace mugai
