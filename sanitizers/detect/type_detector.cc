@@ -40,6 +40,9 @@ struct TypeDetector::Cookies {
   // Without MAGIC_RAW, libmagic escapes unprintable bytes as \ooo, so the
   // description is ASCII even when it quotes strings from the content.
   MagicCookie description = OpenCookie(MAGIC_NONE);
+  // libmagic's built-in text and encoding tests only, without the magic
+  // database: for second opinions on header-less guesses.
+  MagicCookie text_only = OpenCookie(MAGIC_MIME_TYPE | MAGIC_NO_CHECK_SOFT);
 };
 
 TypeDetector::TypeDetector() : cookies_(std::make_unique<Cookies>()) {}
@@ -57,6 +60,18 @@ DetectedType TypeDetector::Detect(std::string_view bytes) {
         magic_error(mime == nullptr ? cookies_->mime.get() : cookies_->description.get());
     return {"application/octet-stream",
             std::string("unidentified (libmagic: ") + (error ? error : "unknown error") + ")"};
+  }
+  // A DOS .COM file has no header; libmagic guesses one from a leading 0xE9
+  // (JMP), which is also the first byte of every UTF-8 character from U+9000
+  // to U+9FFF (関, 開, 重, 電...), so long Japanese memos came out as
+  // programs. When libmagic's own text tests accept the bytes as text, they
+  // are text: converting them as such yields only a text derivative, so a
+  // real COM file gains nothing by passing this test.
+  if (std::string_view(description).starts_with("DOS executable (COM")) {
+    const char* text = magic_buffer(cookies_->text_only.get(), bytes.data(), bytes.size());
+    if (text != nullptr && std::string_view(text).starts_with("text/")) {
+      return {text, std::string("text (not a DOS executable, whatever its first byte says)")};
+    }
   }
   return {mime, description};
 }

@@ -19,6 +19,7 @@
 #include <memory>
 
 #include "sanitizers/core/log.h"
+#include "sanitizers/core/unique_fd.h"
 
 namespace mugai {
 namespace {
@@ -89,21 +90,39 @@ bool Unshare(Layers& layers) {
 // Requires the namespaces: mounts are private to this process from here.
 void EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
   namespace fs = std::filesystem;
-  auto fail = [&](const std::string& what) { layers.Missing("empty filesystem view (" + Errno(what.c_str()) + ")"); };
+  auto fail = [&](const std::string& what) {
+    layers.Missing("empty filesystem view (" + Errno(what.c_str()) + ")");
+  };
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return fail("make mounts private");
+  // Held open before the new root covers kNewRoot, which may contain them.
+  std::vector<std::pair<std::string, UniqueFd>> sources;
+  for (const std::string& path : policy.readable_paths) {
+    UniqueFd fd(open(path.c_str(), O_PATH | O_CLOEXEC));
+    if (fd.valid()) sources.emplace_back(path, std::move(fd));
+  }
   if (mount("tmpfs", kNewRoot, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=64k,mode=0755") != 0) {
     return fail("mount tmpfs");
   }
-  for (const std::string& path : policy.readable_paths) {
-    std::error_code ec;
-    if (!fs::exists(path, ec)) continue;
+  std::string binds;
+  for (const auto& [path, fd] : sources) {
     fs::path target = fs::path(kNewRoot) / fs::path(path).relative_path();
+    std::error_code ec;
     fs::create_directories(target, ec);
     if (ec) return fail("mkdir " + target.string());
-    if (mount(path.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
+    const std::string source = "/proc/self/fd/" + std::to_string(fd.get());
+    if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
         mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
               nullptr) != 0) {
       return fail("bind " + path);
+    }
+    binds += " " + path;
+  }
+  if (policy.scratch_bytes > 0) {
+    const std::string scratch = std::string(kNewRoot) + kScratchDir;
+    const std::string options = "size=" + std::to_string(policy.scratch_bytes) + ",mode=0700";
+    if (mkdir(scratch.c_str(), 0700) != 0 ||
+        mount("tmpfs", scratch.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, options.c_str()) != 0) {
+      return fail("scratch tmpfs");
     }
   }
   if (mount(nullptr, kNewRoot, nullptr, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
@@ -111,9 +130,10 @@ void EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
     return fail("make the root read-only");
   }
   if (chdir(kNewRoot) != 0 || chroot(".") != 0 || chdir("/") != 0) return fail("chroot");
-  std::string binds;
-  for (const std::string& p : policy.readable_paths) binds += " " + p;
-  layers.Active("empty read-only root" + (binds.empty() ? std::string() : " (read-only:" + binds + ")"));
+  layers.Active("empty read-only root" + (binds.empty() ? std::string() : " (read-only:" + binds + ")") +
+                (policy.scratch_bytes ? ", scratch " + std::string(kScratchDir) + " of " +
+                                            std::to_string(policy.scratch_bytes) + " bytes"
+                                      : ""));
 }
 
 void DropCapabilities(Layers& layers) {
@@ -142,10 +162,13 @@ void Rlimits(const SandboxPolicy& policy, Layers& layers) {
 #else
   Limit(RLIMIT_AS, policy.memory_bytes, "RLIMIT_AS", layers);
 #endif
-  Limit(RLIMIT_CPU, policy.cpu_seconds, "RLIMIT_CPU", layers);
-  Limit(RLIMIT_FSIZE, 0, "RLIMIT_FSIZE", layers);
+  if (policy.cpu_seconds) Limit(RLIMIT_CPU, policy.cpu_seconds, "RLIMIT_CPU", layers);
+  Limit(RLIMIT_FSIZE, policy.scratch_bytes, "RLIMIT_FSIZE", layers);
   Limit(RLIMIT_NOFILE, policy.open_files, "RLIMIT_NOFILE", layers);
-  Limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC", layers);
+  // Threads count against RLIMIT_NPROC (per user, and every worker is
+  // nobody), so a threaded process relies on seccomp alone to stay
+  // childless.
+  if (!policy.threads) Limit(RLIMIT_NPROC, 0, "RLIMIT_NPROC", layers);
   Limit(RLIMIT_CORE, 0, "RLIMIT_CORE", layers);
 }
 
@@ -156,7 +179,7 @@ struct SeccompRelease {
 // What a converter needs: memory, time, its own channel, and read-only
 // opens of the paths bound into its root. No sockets, no process creation,
 // no writes to files, no signals to others.
-bool InstallSeccomp(Layers& layers) {
+bool InstallSeccomp(const SandboxPolicy& policy, Layers& layers) {
   std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) {
     layers.Missing("seccomp (seccomp_init)");
@@ -172,20 +195,50 @@ bool InstallSeccomp(Layers& layers) {
       SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(clock_gettime),
       SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(pause), SCMP_SYS(restart_syscall),
       SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getrandom), SCMP_SYS(prlimit64),
+#if defined(__SANITIZE_ADDRESS__)
+      // The sanitizer runtime probes memory through a pipe of its own.
+      SCMP_SYS(pipe2),
+#endif
   };
   bool ok = true;
   for (int call : kAllowed) ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
   // Signals to itself only: abort() and raise() are tgkill on our own pid.
   ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                          SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid()))) == 0;
-  // Opening for reading only (the root is empty and read-only anyway).
-  ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
-                         SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY)) == 0;
+  size_t count = std::size(kAllowed) + 2;
+  if (policy.scratch_bytes > 0) {
+    // Files in the scratch tmpfs: the only writable place in the root.
+    static constexpr int kScratch[] = {SCMP_SYS(openat), SCMP_SYS(unlink), SCMP_SYS(unlinkat),
+                                       SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(rmdir),
+                                       SCMP_SYS(ftruncate), SCMP_SYS(rename), SCMP_SYS(renameat),
+                                       SCMP_SYS(fsync), SCMP_SYS(fdatasync), SCMP_SYS(umask),
+                                       SCMP_SYS(getcwd), SCMP_SYS(access), SCMP_SYS(faccessat),
+                                       SCMP_SYS(chmod), SCMP_SYS(fchmod), SCMP_SYS(fchmodat),
+                                       SCMP_SYS(statfs), SCMP_SYS(fstatfs)};
+    for (int call : kScratch) ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
+    count += std::size(kScratch) - 1;
+  } else {
+    // Opening for reading only (the root is empty and read-only anyway).
+    ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                           SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY)) == 0;
+  }
+  if (policy.threads) {
+    // Threads but not processes: clone only with CLONE_THREAD. clone3
+    // passes its flags in memory, where seccomp cannot look, so it answers
+    // ENOSYS and glibc falls back to clone.
+    ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
+                           SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD)) == 0;
+    ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0) == 0;
+    static constexpr int kThreads[] = {SCMP_SYS(set_robust_list), SCMP_SYS(rseq),
+                                       SCMP_SYS(sched_getaffinity), SCMP_SYS(eventfd2)};
+    for (int call : kThreads) ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
+    count += std::size(kThreads) + 1;
+  }
   if (!ok || seccomp_load(ctx.get()) != 0) {
     layers.Missing("seccomp (loading the filter failed)");
     return false;
   }
-  layers.Active("seccomp allow-list (" + std::to_string(std::size(kAllowed) + 2) + " calls)");
+  layers.Active("seccomp allow-list (" + std::to_string(count) + " calls)");
   return true;
 }
 
@@ -196,6 +249,20 @@ SandboxPolicy ConverterPolicy(uint64_t memory_bytes) {
   // iconv loads its charset converters (CP932, EUC-JP-MS, ...) on demand.
   policy.readable_paths = {MUGAI_GCONV_DIR};
   policy.memory_bytes = memory_bytes;
+  return policy;
+}
+
+SandboxPolicy ScannerPolicy(const std::string& signatures_dir, uint64_t max_scan_bytes) {
+  SandboxPolicy policy;
+  policy.readable_paths = {signatures_dir};
+  // The official database compiles to about 1.2 GB; threads reserve arenas.
+  policy.memory_bytes = uint64_t{8} << 30;
+  policy.cpu_seconds = 0;
+  policy.open_files = 256;
+  // libclamav's temporary files for one scan stay within its total scan
+  // size, 4 * max_scan_bytes (see ClamEngine); scans run in parallel.
+  policy.scratch_bytes = 8 * max_scan_bytes;
+  policy.threads = true;
   return policy;
 }
 
@@ -215,7 +282,7 @@ SandboxReport EnterSandbox(const SandboxPolicy& policy) {
   }
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   DropCapabilities(layers);
-  if (!InstallSeccomp(layers)) {
+  if (!InstallSeccomp(policy, layers)) {
     LogError("cannot install the seccomp filter; refusing to run a parser without it");
     std::_Exit(125);
   }

@@ -22,8 +22,14 @@ namespace mugai {
 struct SandboxPolicy {
   std::vector<std::string> readable_paths;  // bound read-only at the same path
   uint64_t memory_bytes = uint64_t{1} << 30;  // RLIMIT_AS
-  uint64_t cpu_seconds = 600;                 // RLIMIT_CPU over the worker's life
+  uint64_t cpu_seconds = 600;                 // RLIMIT_CPU over the process's life; 0: none
   uint64_t open_files = 32;                   // RLIMIT_NOFILE
+  // A private writable tmpfs at kScratchDir inside the root, of this size, and
+  // the system calls to create, write and remove files in it (libclamav
+  // unpacks some containers to temporary files). 0: none, RLIMIT_FSIZE=0.
+  uint64_t scratch_bytes = 0;
+  // May start threads (clone with CLONE_THREAD); never processes.
+  bool threads = false;
 };
 
 struct SandboxReport {
@@ -33,6 +39,14 @@ struct SandboxReport {
 
 // The policy of the text and HTML converters.
 SandboxPolicy ConverterPolicy(uint64_t memory_bytes);
+
+// Where the scratch tmpfs is, inside the sandbox.
+inline constexpr char kScratchDir[] = "/scratch";
+
+// The policy of the scanner: threads, the signature directory readable for
+// reloads, a scratch tmpfs for libclamav, more memory for the engine, and
+// no CPU limit (it is a long-lived service; the daemon times out scans).
+SandboxPolicy ScannerPolicy(const std::string& signatures_dir, uint64_t max_scan_bytes);
 
 // Never returns with the process less confined than the report says. Exits
 // the process (status 125) if seccomp cannot be installed: without the

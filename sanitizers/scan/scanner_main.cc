@@ -37,6 +37,7 @@
 #include "sanitizers/core/log.h"
 #include "sanitizers/core/unique_fd.h"
 #include "sanitizers/detect/type_detector.h"
+#include "sanitizers/sandbox/sandbox.h"
 #include "sanitizers/scan/clam_engine.h"
 #include "sanitizers/worker/frame.h"
 
@@ -185,8 +186,13 @@ class Scanner {
       return 1;
     }
     engine_.Set(engine);
-    SendEngine(Describe(*engine));
     engine.reset();
+    // Confined before the first thread starts (a threaded process cannot
+    // enter a user namespace) and before the first request is read.
+    sandbox_ = EnterSandbox(ScannerPolicy(flags_.signatures, flags_.max_bytes));
+    // libclamav's temporary files go to the scratch tmpfs.
+    ::setenv("TMPDIR", kScratchDir, 1);
+    SendEngine(Describe(*engine_.Get()));
 
     std::thread reader(&Scanner::ReadRequests, this);
     std::vector<std::thread> scanners;
@@ -319,6 +325,8 @@ class Scanner {
   void SendEngine(const EngineInfo& info) {
     ScannerMessage message;
     *message.mutable_engine() = info;
+    for (const std::string& p : sandbox_.active) message.mutable_engine()->add_protections(p);
+    for (const std::string& m : sandbox_.missing) message.mutable_engine()->add_missing(m);
     Send(message);
   }
 
@@ -335,6 +343,7 @@ class Scanner {
   std::optional<SignatureDirectoryWatch> watch_;  // main thread only
   RequestQueue queue_;
   std::mutex write_mu_;
+  SandboxReport sandbox_;  // written before the threads start
 };
 
 }  // namespace

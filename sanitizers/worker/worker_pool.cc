@@ -64,23 +64,24 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
 }
 
 void WorkerPool::Release(std::unique_ptr<Worker> worker, bool healthy) {
-  bool recycle = !healthy || worker->jobs >= options_.max_jobs_per_worker;
-  if (recycle) {
+  if (!healthy || worker->jobs >= options_.max_jobs_per_worker) {
     worker->Kill();
+    // A replacement that cannot start (killed while starting, say) leaves
+    // the dead worker in its slot: the next Run sees that it has exited and
+    // tries again, so the pool never shrinks.
     try {
       worker = SpawnWorker();
     } catch (const std::exception& e) {
-      // The slot stays empty rather than holding a dead worker; the next
-      // Release of a healthy worker keeps the pool serving.
-      LogError(std::string("cannot start a replacement worker: ") + e.what());
-      std::lock_guard lock(mutex_);
-      if (!healthy) ++restarts_;
-      return;
+      LogWarn(std::string("a replacement worker did not start; the next job retries: ") + e.what());
     }
   }
+  ReturnIdle(std::move(worker), !healthy);
+}
+
+void WorkerPool::ReturnIdle(std::unique_ptr<Worker> worker, bool failed) {
   {
     std::lock_guard lock(mutex_);
-    if (!healthy) ++restarts_;
+    if (failed) ++restarts_;
     idle_.push_back(std::move(worker));
   }
   idle_cv_.notify_one();
@@ -93,14 +94,15 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
   }
   std::unique_ptr<Worker> worker = Acquire(deadline);
   if (!worker) return {JobStatus::kTimeout, "no worker became free before the deadline", {}};
-  // A worker that died while idle (killed from outside, say) is replaced
-  // before it is handed a job, so the item does not pay for it.
+  // A worker that died while idle (killed from outside, or a replacement
+  // that failed to start) is replaced before it is handed a job, so the
+  // item does not pay for it.
   if (worker->process.Exited()) {
     LogWarn("an idle worker had died; starting a new one");
     try {
       worker = SpawnWorker();
     } catch (const std::exception& e) {
-      Release(std::move(worker), false);
+      ReturnIdle(std::move(worker), true);
       return {JobStatus::kCrashed, std::string("cannot start a worker: ") + e.what(), {}};
     }
     std::lock_guard lock(mutex_);

@@ -82,7 +82,10 @@ class WorkerPool {
   };
 
   std::unique_ptr<Worker> Acquire(Deadline deadline);
+  // Puts a worker back after a job, replacing it first when the job failed
+  // or it has done max_jobs_per_worker.
   void Release(std::unique_ptr<Worker> worker, bool healthy);
+  void ReturnIdle(std::unique_ptr<Worker> worker, bool failed);
   std::unique_ptr<Worker> SpawnWorker();
   JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline);
 

@@ -293,6 +293,7 @@ int Status(const Options& o) {
             << status.signatures().directory()
             << (status.signatures().test_signatures_only() ? " (TEST SIGNATURES ONLY)" : "") << "\n";
   for (const std::string& p : status.protections()) std::cout << "worker sandbox: " << p << "\n";
+  for (const std::string& p : status.scanner_protections()) std::cout << "scanner sandbox: " << p << "\n";
   for (const std::string& w : status.warnings()) std::cout << "WARNING: " << w << "\n";
   return kExitDelivered;
 }

@@ -55,6 +55,9 @@ std::vector<std::string> OperatorWarnings(const v1::worker::EngineInfo& engine,
   for (const std::string& missing : workers.missing()) {
     warnings.push_back("workers run WITHOUT " + missing);
   }
+  for (const std::string& missing : engine.missing()) {
+    warnings.push_back("the scanner runs WITHOUT " + missing);
+  }
   if (engine.test_signatures_only()) {
     warnings.push_back("ClamAV runs on TEST SIGNATURES ONLY (" + engine.directory() +
                        "): real malware will NOT be detected; install the official database");
@@ -76,6 +79,7 @@ grpc::Status StatusService::GetStatus(grpc::ServerContext*, const v1::GetStatusR
   response->set_workers(workers_.size());
   v1::worker::WorkerHello hello = workers_.protections();
   for (const std::string& p : hello.protections()) response->add_protections(p);
+  for (const std::string& p : engine.protections()) response->add_scanner_protections(p);
   for (std::string& w : OperatorWarnings(engine, hello)) response->add_warnings(std::move(w));
   return grpc::Status::OK;
 }

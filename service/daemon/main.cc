@@ -140,6 +140,7 @@ int Run(int argc, char** argv) {
   LogInfo(std::to_string(pool.size()) + " workers started (" + pool_options.executable + ")");
   v1::worker::WorkerHello hello = pool.protections();
   for (const std::string& p : hello.protections()) LogInfo("worker sandbox: " + p);
+  for (const std::string& p : engine.protections()) LogInfo("scanner sandbox: " + p);
   for (const std::string& warning : OperatorWarnings(engine, hello)) LogWarn("*** " + warning + " ***");
 
   FileSanitizer sanitizer(scanner, pool, config.limits);

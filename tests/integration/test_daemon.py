@@ -247,6 +247,17 @@ class QuarantineTest(DaemonTestCase):
         self.assertEqual(rc, 2)
         self.assertIn("av.detected", codes(report))
 
+    def test_every_clamav_testfile_is_detected_by_the_sandboxed_scanner(self):
+        # Archives, packers, OLE, PDF, mail: libclamav unpacks them inside
+        # the scanner's sandbox (scratch tmpfs, seccomp) and still finds clam.exe.
+        names = sorted(os.listdir(TESTFILES))
+        self.assertGreater(len(names), 40)
+        for name in names:
+            rc, report = self.daemon.sanitize(os.path.join(TESTFILES, name))
+            self.assertEqual(report["outcome"], "quarantined", name)
+            self.assertIn("av.detected", codes(report), f"{name}: {report['item']['findings']}")
+        self.assertNotIn("SIGSYS", self.daemon.log_text())
+
     def test_original_is_kept_in_the_vault(self):
         rc, report = self.daemon.sanitize(self.daemon.write("e2.com", EICAR + b"\n"))
         self.assertEqual(rc, 2)
@@ -418,6 +429,10 @@ class SandboxTest(DaemonTestCase):
                       "RLIMIT_NPROC", "RLIMIT_FSIZE", "RLIMIT_NOFILE", "RLIMIT_CPU"):
             self.assertIn(layer, text)
         self.assertIn("worker sandbox: seccomp", self.daemon.log_text())
+        r = self.daemon.cli("status", "--json", server=self.daemon.admin)
+        scanner = "\n".join(json.loads(r.stdout).get("scanner_protections", []))
+        for layer in ("seccomp", "no_new_privs", "namespaces", "empty read-only root", "scratch"):
+            self.assertIn(layer, scanner)
 
     def test_reading_etc_passwd_fails(self):
         rc, report = self.hostile("open", "/etc/passwd")
@@ -471,6 +486,7 @@ class SandboxTest(DaemonTestCase):
 class SignatureTest(unittest.TestCase):
     def test_reload_on_sighup_and_status_warns_about_test_signatures(self):
         sigs = tempfile.mkdtemp(prefix="mugai-sigs-")
+        os.chmod(sigs, 0o755)  # the sandboxed scanner reads it as nobody
         for name in os.listdir(os.path.join(SAMPLES, "signatures")):
             if name.endswith((".ndb", ".hdb")):
                 shutil.copy(os.path.join(SAMPLES, "signatures", name), sigs)

@@ -51,6 +51,14 @@ INSTANTIATE_TEST_SUITE_P(
         Sample{MUGAI_TESTFILES_DIR "/clam.exe.bz2", "application/x-bzip2"},
         Sample{MUGAI_TESTFILES_DIR "/clam.exe", "application/vnd.microsoft.portable-executable"}));
 
+TEST(TypeDetector, JapaneseTextStartingWithE9IsNotADosExecutable) {
+  // "関係各位" begins with 0xE9, which libmagic alone takes for a .COM's JMP.
+  std::string memo = "関係各位\n";
+  while (memo.size() < 60000) memo += "会議の資料を送付します。\n";
+  TypeDetector detector;
+  EXPECT_EQ(detector.Detect(memo).mime_type, "text/plain");
+}
+
 TEST(TypeDetector, EmptyInput) {
   TypeDetector detector;
   EXPECT_EQ(detector.Detect("").mime_type, "application/x-empty");

@@ -57,6 +57,9 @@ class TempDir {
     std::string pattern = (std::filesystem::temp_directory_path() / "mugai-scan-XXXXXX").string();
     if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
+    // The sandboxed scanner reads signatures as nobody, as it reads the
+    // world-readable /var/lib/clamav in production.
+    std::filesystem::permissions(path_, std::filesystem::perms(0755));
   }
   ~TempDir() { std::filesystem::remove_all(path_); }
   TempDir(const TempDir&) = delete;
