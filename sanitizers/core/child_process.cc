@@ -1,13 +1,16 @@
 #include "sanitizers/core/child_process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <system_error>
 #include <thread>
+#include <string_view>
 #include <utility>
 
 extern char** environ;
@@ -47,12 +50,36 @@ ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd*
     throw std::system_error(errno, std::generic_category(), "socketpair");
   }
   UniqueFd ours(fds[0]), theirs(fds[1]);
+  // Our end never blocks: a peer that stops reading, or sends out-of-band
+  // data that poll reports and read skips, must not stall a daemon thread
+  // past its deadline (frame.cc polls again on EAGAIN).
+  if (::fcntl(ours.get(), F_SETFL, O_NONBLOCK) != 0) {
+    throw std::system_error(errno, std::generic_category(), "fcntl(O_NONBLOCK)");
+  }
 
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
 
+  // The daemon's environment may hold secrets; the child gets only what the
+  // sanitizer runtimes of a test build read.
+  std::vector<std::string> kept;
+  for (char** e = environ; *e; ++e) {
+    std::string_view var = *e;
+    if (var.starts_with("ASAN_OPTIONS=") || var.starts_with("UBSAN_OPTIONS=") ||
+        var.starts_with("LSAN_OPTIONS=")) {
+      kept.emplace_back(var);
+    }
+  }
+  std::vector<char*> env;
+  for (std::string& var : kept) env.push_back(var.data());
+  env.push_back(nullptr);
+
   FileActions actions;
+  // No terminal input, no output mixed into the daemon's; stderr stays,
+  // for the child's log lines.
+  posix_spawn_file_actions_addopen(actions.get(), STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(actions.get(), STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
   // dup2 onto itself clears FD_CLOEXEC, so fd 3 survives even if it already is 3.
   posix_spawn_file_actions_adddup2(actions.get(), theirs.get(), kChannelFd);
   posix_spawn_file_actions_addclosefrom_np(actions.get(), kChannelFd + 1);
@@ -66,7 +93,7 @@ ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd*
   posix_spawnattr_setflags(attr.get(),
                            POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
   pid_t pid = -1;
-  if (int rc = posix_spawn(&pid, args[0], actions.get(), attr.get(), args.data(), environ); rc != 0) {
+  if (int rc = posix_spawn(&pid, args[0], actions.get(), attr.get(), args.data(), env.data()); rc != 0) {
     throw std::system_error(rc, std::generic_category(), "cannot start " + argv[0]);
   }
   ChildProcess child;

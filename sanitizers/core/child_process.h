@@ -1,6 +1,7 @@
 // A child process started with a private channel: one end of a fresh
 // AF_UNIX socketpair becomes the child's fd 3; nothing else of ours beyond
-// stdin, stdout and stderr is inherited. The child starts with a clean
+// stderr is inherited (stdin and stdout are /dev/null), and of the
+// environment only the sanitizer runtimes' options. The child starts with a clean
 // signal state (the daemon blocks SIGTERM, SIGHUP and SIGINT for its own
 // sigwait) and in its own process group, so a terminal's ^C reaches the
 // daemon only, which then stops its children.

@@ -31,6 +31,7 @@ inline constexpr std::string_view kInputSizeMismatch = "input.size_mismatch";
 inline constexpr std::string_view kNameUnsafe = "name.unsafe";
 inline constexpr std::string_view kTextStripped = "text.stripped";
 inline constexpr std::string_view kTextInvalidBytes = "text.invalid_bytes";
+inline constexpr std::string_view kInternalError = "internal.error";
 }  // namespace finding
 
 namespace outcome {
@@ -49,7 +50,7 @@ namespace mugai {
 // (type.mismatch, name.unsafe, text.*) are recorded but do not hold it.
 constexpr bool HoldsItem(std::string_view code) {
   constexpr std::string_view kHolding[] = {"av.", "scan.", "type.blocked", "archive.", "limit.",
-                                           "parse.", "worker."};
+                                           "parse.", "worker.", "internal."};
   for (std::string_view prefix : kHolding) {
     if (code.starts_with(prefix)) return true;
   }

@@ -63,6 +63,13 @@ SanitizedFile RejectFile(std::string_view claimed_name, std::string_view declare
   return Finish(std::move(item), "reject", outcome::kRejected);
 }
 
+SanitizedFile HoldUnfinished(const FileSubmission& file, std::string reason) {
+  v1::ItemReport item = NewItem(file.claimed_name, file.declared_type, file.content.size());
+  item.set_sha256(Sha256Hex(file.content));
+  AddFinding(item, finding::kInternalError, "the item could not be finished: " + reason);
+  return Hold(std::move(item), "quarantine");
+}
+
 SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   const Deadline deadline = Clock::now() + limits_.item_time;
   v1::ItemReport item = NewItem(file.claimed_name, file.declared_type, file.content.size());
@@ -108,7 +115,7 @@ SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   job.set_name(name.name);
   job.set_content(std::string(file.content));
   job.set_max_output_bytes(limits_.max_text_bytes);
-  JobResult result = workers_.Run(std::move(job), deadline);
+  JobResult result = workers_.Run(std::move(job), deadline, kTextRecords);
   if (result.status != JobStatus::kOk) {
     LogWarn("item \"" + name.name + "\" (" + item.sha256() + "): " + result.detail);
     AddFinding(item, FindingFor(result.status), result.detail);
@@ -119,12 +126,8 @@ SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   for (v1::worker::Record& record : result.records) {
     if (record.has_finding()) {
       AddFinding(item, record.finding().code(), record.finding().reason());
-    } else if (record.has_text()) {
-      text += record.text().utf8();
     } else {
-      // The text converters send nothing else; anything else means a
-      // worker that is not behaving as the converter it was asked to be.
-      AddFinding(item, finding::kWorkerViolation, "unexpected record from the text converter");
+      text += record.text().utf8();  // the validator let only text through
     }
   }
   for (const v1::Finding& f : item.findings()) {

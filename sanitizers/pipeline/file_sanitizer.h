@@ -54,9 +54,12 @@ class FileSanitizer {
 };
 
 // The report for an upload refused before the pipeline ran (too large,
-// truncated): outcome "rejected" with one finding. `received_bytes` are
-// whatever arrived, for the record.
+// truncated): outcome "rejected" with one finding.
 SanitizedFile RejectFile(std::string_view claimed_name, std::string_view declared_type,
                          uint64_t size, std::string_view code, std::string reason);
+
+// The report for an item the pipeline could not finish (it threw):
+// quarantined, original kept, with an internal.error finding.
+SanitizedFile HoldUnfinished(const FileSubmission& file, std::string reason);
 
 }  // namespace mugai

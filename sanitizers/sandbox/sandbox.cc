@@ -10,6 +10,7 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -88,10 +89,11 @@ bool Unshare(Layers& layers) {
 }
 
 // Requires the namespaces: mounts are private to this process from here.
-void EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
+bool EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
   namespace fs = std::filesystem;
   auto fail = [&](const std::string& what) {
-    layers.Missing("empty filesystem view (" + Errno(what.c_str()) + ")");
+    layers.Missing("empty filesystem view (" + Errno(what.c_str()) + "); no files can be opened at all");
+    return false;
   };
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return fail("make mounts private");
   // Held open before the new root covers kNewRoot, which may contain them.
@@ -110,9 +112,13 @@ void EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
     fs::create_directories(target, ec);
     if (ec) return fail("mkdir " + target.string());
     const std::string source = "/proc/self/fd/" + std::to_string(fd.get());
-    if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND | MS_REC, nullptr) != 0 ||
-        mount(nullptr, target.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV,
-              nullptr) != 0) {
+    // Not recursive: mounts below `path` stay out of the view rather than
+    // come in writable. A source mounted noexec has that flag locked, so
+    // the read-only remount must repeat it.
+    constexpr unsigned long kReadOnly = MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV;
+    if (mount(source.c_str(), target.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+        (mount(nullptr, target.c_str(), nullptr, kReadOnly, nullptr) != 0 &&
+         mount(nullptr, target.c_str(), nullptr, kReadOnly | MS_NOEXEC, nullptr) != 0)) {
       return fail("bind " + path);
     }
     binds += " " + path;
@@ -134,6 +140,7 @@ void EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
                 (policy.scratch_bytes ? ", scratch " + std::string(kScratchDir) + " of " +
                                             std::to_string(policy.scratch_bytes) + " bytes"
                                       : ""));
+  return true;
 }
 
 void DropCapabilities(Layers& layers) {
@@ -179,7 +186,9 @@ struct SeccompRelease {
 // What a converter needs: memory, time, its own channel, and read-only
 // opens of the paths bound into its root. No sockets, no process creation,
 // no writes to files, no signals to others.
-bool InstallSeccomp(const SandboxPolicy& policy, Layers& layers) {
+// `have_root`: the empty root is in force; only then may files be opened
+// (read-only, or in the scratch tmpfs).
+bool InstallSeccomp(const SandboxPolicy& policy, bool have_root, Layers& layers) {
   std::unique_ptr<void, SeccompRelease> ctx(seccomp_init(SCMP_ACT_KILL_PROCESS));
   if (!ctx) {
     layers.Missing("seccomp (seccomp_init)");
@@ -187,14 +196,14 @@ bool InstallSeccomp(const SandboxPolicy& policy, Layers& layers) {
   }
   static constexpr int kAllowed[] = {
       SCMP_SYS(read), SCMP_SYS(readv), SCMP_SYS(pread64), SCMP_SYS(write), SCMP_SYS(writev),
-      SCMP_SYS(sendto), SCMP_SYS(recvfrom), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(close),
-      SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(getdents64), SCMP_SYS(fcntl),
+      SCMP_SYS(recvfrom), SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(close),
+      SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(getdents64),
       SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(mprotect), SCMP_SYS(brk),
       SCMP_SYS(madvise), SCMP_SYS(futex), SCMP_SYS(sched_yield), SCMP_SYS(exit),
       SCMP_SYS(exit_group), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask),
       SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(clock_gettime),
       SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(pause), SCMP_SYS(restart_syscall),
-      SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getrandom), SCMP_SYS(prlimit64),
+      SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getrandom),
 #if defined(__SANITIZE_ADDRESS__)
       // The sanitizer runtime probes memory through a pipe of its own.
       SCMP_SYS(pipe2),
@@ -202,11 +211,31 @@ bool InstallSeccomp(const SandboxPolicy& policy, Layers& layers) {
   };
   bool ok = true;
   for (int call : kAllowed) ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
+  auto allow_if = [&](int call, scmp_arg_cmp condition) {
+    ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 1, condition) == 0;
+  };
+  // Sending on the channel, but no out-of-band data: an OOB byte makes the
+  // daemon's poll report data that read() then skips.
+  allow_if(SCMP_SYS(sendto), SCMP_A3(SCMP_CMP_MASKED_EQ, MSG_OOB, 0));
+  // Limits of itself only (pid 0): another process's limits are not ours
+  // to read or change, and every worker is the same nobody.
+  allow_if(SCMP_SYS(prlimit64), SCMP_A0(SCMP_CMP_EQ, 0));
+  // File-descriptor flags, but not F_SETOWN / F_SETSIG / O_ASYNC, which
+  // would have the kernel signal other processes on our behalf.
+  for (int command : {F_GETFD, F_SETFD, F_GETFL, F_DUPFD_CLOEXEC}) {
+    allow_if(SCMP_SYS(fcntl), SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(command)));
+  }
+  ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 2,
+                         SCMP_A1(SCMP_CMP_EQ, static_cast<scmp_datum_t>(F_SETFL)),
+                         SCMP_A2(SCMP_CMP_MASKED_EQ, O_ASYNC, 0)) == 0;
   // Signals to itself only: abort() and raise() are tgkill on our own pid.
   ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                          SCMP_A0(SCMP_CMP_EQ, static_cast<scmp_datum_t>(getpid()))) == 0;
-  size_t count = std::size(kAllowed) + 2;
-  if (policy.scratch_bytes > 0) {
+  size_t count = std::size(kAllowed) + 5;  // sendto, prlimit64, fcntl, tgkill, openat
+  if (!have_root) {
+    // Without the empty root, opening files would reach the host's own:
+    // no openat at all (what the warm-up loaded is all there is).
+  } else if (policy.scratch_bytes > 0) {
     // Files in the scratch tmpfs: the only writable place in the root.
     static constexpr int kScratch[] = {SCMP_SYS(openat), SCMP_SYS(unlink), SCMP_SYS(unlinkat),
                                        SCMP_SYS(mkdir), SCMP_SYS(mkdirat), SCMP_SYS(rmdir),
@@ -234,6 +263,7 @@ bool InstallSeccomp(const SandboxPolicy& policy, Layers& layers) {
     for (int call : kThreads) ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
     count += std::size(kThreads) + 1;
   }
+  if (!have_root) --count;
   if (!ok || seccomp_load(ctx.get()) != 0) {
     layers.Missing("seccomp (loading the filter failed)");
     return false;
@@ -269,10 +299,11 @@ SandboxPolicy ScannerPolicy(const std::string& signatures_dir, uint64_t max_scan
 SandboxReport EnterSandbox(const SandboxPolicy& policy) {
   Layers layers;
   DropRoot(layers);
+  bool have_root = false;
   if (Unshare(layers)) {
-    EmptyRoot(policy, layers);
+    have_root = EmptyRoot(policy, layers);
   } else {
-    layers.Missing("empty filesystem view (needs the namespaces)");
+    layers.Missing("empty filesystem view (needs the namespaces); no files can be opened at all");
   }
   Rlimits(policy, layers);
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) {
@@ -282,7 +313,7 @@ SandboxReport EnterSandbox(const SandboxPolicy& policy) {
   }
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   DropCapabilities(layers);
-  if (!InstallSeccomp(policy, layers)) {
+  if (!InstallSeccomp(policy, have_root, layers)) {
     LogError("cannot install the seccomp filter; refusing to run a parser without it");
     std::_Exit(125);
   }

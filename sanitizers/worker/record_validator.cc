@@ -1,5 +1,7 @@
 #include "sanitizers/worker/record_validator.h"
 
+#include <algorithm>
+
 #include "sanitizers/text/safe_text.h"
 
 namespace mugai {
@@ -24,15 +26,30 @@ bool IsFindingCode(const std::string& code) {
 
 }  // namespace
 
+size_t RecordValidator::MaxFrameBytes() const {
+  constexpr size_t kOverhead = 4096;  // ids, field headers, a finding
+  uint64_t largest = 0;
+  if (kinds_ & kTextRecords) largest = std::max(largest, limits_.max_text_bytes);
+  if (kinds_ & kPixelRecords) largest = std::max(largest, std::min(limits_.max_pixels * 4, limits_.max_pixel_bytes));
+  if (kinds_ & kChildRecords) largest = std::max(largest, limits_.max_child_bytes);
+  return static_cast<size_t>(largest + kOverhead);
+}
+
 std::optional<std::string> RecordValidator::Check(const v1::worker::Record& record) {
   using Record = v1::worker::Record;
   if (done_) return "record after Done";
+  if (++records_ > limits_.max_records) return Over("records", records_, limits_.max_records);
+  auto kind_allowed = [&](unsigned kind, const char* name) -> std::optional<std::string> {
+    if (kinds_ & kind) return std::nullopt;
+    return std::string(name) + " record from a converter that does not produce them";
+  };
   if (record.job_id() != job_id_) {
     return "record for job " + std::to_string(record.job_id()) + " during job " +
            std::to_string(job_id_);
   }
   switch (record.kind_case()) {
     case Record::kText: {
+      if (auto wrong = kind_allowed(kTextRecords, "text")) return wrong;
       const std::string& text = record.text().utf8();
       text_bytes_ += text.size();
       if (text_bytes_ > limits_.max_text_bytes) {
@@ -42,6 +59,7 @@ std::optional<std::string> RecordValidator::Check(const v1::worker::Record& reco
       return std::nullopt;
     }
     case Record::kPixels: {
+      if (auto wrong = kind_allowed(kPixelRecords, "pixels")) return wrong;
       const auto& p = record.pixels();
       if (p.channels() != 1 && p.channels() != 3 && p.channels() != 4) {
         return "pixels with " + std::to_string(p.channels()) + " channels";
@@ -54,9 +72,14 @@ std::optional<std::string> RecordValidator::Check(const v1::worker::Record& reco
                std::to_string(p.width()) + "x" + std::to_string(p.height()) + "x" +
                std::to_string(p.channels());
       }
+      pixel_bytes_ += p.data().size();
+      if (pixel_bytes_ > limits_.max_pixel_bytes) {
+        return Over("pixel bytes", pixel_bytes_, limits_.max_pixel_bytes);
+      }
       return std::nullopt;
     }
     case Record::kChild:
+      if (auto wrong = kind_allowed(kChildRecords, "child")) return wrong;
       ++children_;
       child_bytes_ += record.child().content().size();
       if (children_ > limits_.max_children) return Over("children", children_, limits_.max_children);

@@ -16,16 +16,31 @@ namespace mugai {
 struct RecordLimits {
   uint64_t max_text_bytes = 64u << 20;      // all Text records of a job together
   uint64_t max_pixels = 100'000'000;        // width * height of one Pixels record
+  uint64_t max_pixel_bytes = 1u << 30;      // all Pixels data of a job together
   uint64_t max_children = 10'000;
   uint64_t max_child_bytes = 256u << 20;    // all Child contents of a job together
   uint64_t max_findings = 1'000;
+  uint64_t max_records = 100'000;           // of any kind, empty ones included
+};
+
+// The record kinds a job may produce, besides findings and Done: a text
+// converter sending pixels is not behaving as the converter it was asked
+// to be, and is stopped at the first such record.
+enum RecordKinds : unsigned {
+  kTextRecords = 1u << 0,
+  kPixelRecords = 1u << 1,
+  kChildRecords = 1u << 2,
 };
 
 // Validates the records of one job, in the order received. Not thread-safe;
 // one per job.
 class RecordValidator {
  public:
-  RecordValidator(uint64_t job_id, RecordLimits limits) : job_id_(job_id), limits_(limits) {}
+  RecordValidator(uint64_t job_id, RecordLimits limits, unsigned kinds)
+      : job_id_(job_id), limits_(limits), kinds_(kinds) {}
+
+  // The largest frame a legal record of this job can need.
+  size_t MaxFrameBytes() const;
 
   // Returns nullopt when `record` is acceptable here, else the violation.
   std::optional<std::string> Check(const v1::worker::Record& record);
@@ -35,7 +50,10 @@ class RecordValidator {
  private:
   uint64_t job_id_;
   RecordLimits limits_;
+  unsigned kinds_;
   bool done_ = false;
+  uint64_t records_ = 0;
+  uint64_t pixel_bytes_ = 0;
   uint64_t text_bytes_ = 0;
   uint64_t children_ = 0;
   uint64_t child_bytes_ = 0;

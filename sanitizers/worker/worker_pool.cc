@@ -1,6 +1,7 @@
 #include "sanitizers/worker/worker_pool.h"
 
 #include <signal.h>
+#include <poll.h>
 #include <sys/wait.h>
 
 #include "sanitizers/core/log.h"
@@ -50,9 +51,15 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::SpawnWorker() {
   return worker;
 }
 
-int WorkerPool::Worker::Kill() {
+int WorkerPool::Worker::Kill(std::chrono::milliseconds grace) {
   channel.reset();
-  return process.Reap(std::chrono::milliseconds(0));
+  return process.Reap(grace);
+}
+
+bool WorkerPool::Worker::Unfit() {
+  if (process.Exited()) return true;
+  pollfd p{channel.get(), POLLIN, 0};
+  return ::poll(&p, 1, 0) != 0;
 }
 
 std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
@@ -87,7 +94,7 @@ void WorkerPool::ReturnIdle(std::unique_ptr<Worker> worker, bool failed) {
   idle_cv_.notify_one();
 }
 
-JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
+JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds) {
   {
     std::lock_guard lock(mutex_);
     job.set_id(next_job_id_++);
@@ -97,8 +104,9 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
   // A worker that died while idle (killed from outside, or a replacement
   // that failed to start) is replaced before it is handed a job, so the
   // item does not pay for it.
-  if (worker->process.Exited()) {
-    LogWarn("an idle worker had died; starting a new one");
+  if (worker->Unfit()) {
+    LogWarn("an idle worker had died or spoken out of turn; starting a new one");
+    worker->Kill();
     try {
       worker = SpawnWorker();
     } catch (const std::exception& e) {
@@ -109,7 +117,7 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline) {
     ++restarts_;
   }
   ++worker->jobs;
-  JobResult result = RunOn(*worker, job, deadline);
+  JobResult result = RunOn(*worker, job, deadline, kinds);
   Release(std::move(worker), result.status == JobStatus::kOk);
   return result;
 }
@@ -133,7 +141,8 @@ JobResult Ended(int wait_status) {
 
 }  // namespace
 
-JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline) {
+JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline,
+                            unsigned kinds) {
   const int fd = worker.channel.get();
   JobResult result;
   // A worker that died while idle shows up here as a failed write or an
@@ -144,10 +153,10 @@ JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline
     if (result.status == JobStatus::kCrashed) result.detail += ", worker " + DescribeWaitStatus(worker.Kill());
     return result;
   }
-  RecordValidator validator(job.id(), options_.record_limits);
+  RecordValidator validator(job.id(), options_.record_limits, kinds);
   for (;;) {
     v1::worker::Record record;
-    FrameStatus s = ReadFrame(fd, options_.max_record_bytes, deadline, &record);
+    FrameStatus s = ReadFrame(fd, validator.MaxFrameBytes(), deadline, &record);
     switch (s) {
       case FrameStatus::kOk:
         break;
@@ -163,7 +172,9 @@ JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline
       case FrameStatus::kEof:
       case FrameStatus::kTruncated:
       case FrameStatus::kIoError:
-        return Ended(worker.Kill());
+        // A little grace: a worker killed by seccomp closes its channel
+        // before it is reapable, and its cause of death is the finding.
+        return Ended(worker.Kill(std::chrono::milliseconds(100)));
     }
     if (std::optional<std::string> violation = validator.Check(record)) {
       result.status = JobStatus::kViolation;

@@ -34,7 +34,6 @@ struct WorkerPoolOptions {
   unsigned size = 2;
   unsigned max_jobs_per_worker = 500;
   size_t max_job_bytes = 128u << 20;     // largest Job frame sent
-  size_t max_record_bytes = 256u << 20;  // largest Record frame accepted
   RecordLimits record_limits;
 };
 
@@ -61,8 +60,9 @@ class WorkerPool {
   // Starts every worker. Throws std::runtime_error when one cannot start.
   void Start();
 
-  // Runs `job` on a free worker; its id is assigned here.
-  JobResult Run(v1::worker::Job job, Deadline deadline);
+  // Runs `job` on a free worker; its id is assigned here. `kinds`
+  // (RecordKinds) are the records the job's converter may produce.
+  JobResult Run(v1::worker::Job job, Deadline deadline, unsigned kinds);
 
   unsigned size() const { return options_.size; }
   // Workers replaced so far because of a failure (not routine recycling).
@@ -77,8 +77,13 @@ class WorkerPool {
     UniqueFd channel;
     unsigned jobs = 0;
 
-    // Closes the channel, kills the process; returns its wait status.
-    int Kill();
+    // Closes the channel, kills the process after `grace` (for it to be
+    // reapable if it is dying anyway); returns its wait status.
+    int Kill(std::chrono::milliseconds grace = std::chrono::milliseconds(0));
+
+    // Not fit for a job: it has exited, or sent something after its last
+    // Done, which would otherwise be read as the next job's records.
+    bool Unfit();
   };
 
   std::unique_ptr<Worker> Acquire(Deadline deadline);
@@ -87,7 +92,7 @@ class WorkerPool {
   void Release(std::unique_ptr<Worker> worker, bool healthy);
   void ReturnIdle(std::unique_ptr<Worker> worker, bool failed);
   std::unique_ptr<Worker> SpawnWorker();
-  JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline);
+  JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline, unsigned kinds);
 
   const WorkerPoolOptions options_;
   mutable std::mutex mutex_;

@@ -60,7 +60,14 @@ grpc::Status SanitizerService::SanitizeFile(
                           "announced " + std::to_string(header.size()) + " bytes, received " +
                               (overflow ? "more" : std::to_string(content.size())));
     } else {
-      result = sanitizer_.Sanitize({header.name(), header.declared_type(), content});
+      const FileSubmission file{header.name(), header.declared_type(), content};
+      try {
+        result = sanitizer_.Sanitize(file);
+      } catch (const std::exception& e) {
+        // Out of memory, say: the item is held, not lost.
+        LogError(std::string("sanitizing failed: ") + e.what());
+        result = HoldUnfinished(file, e.what());
+      }
     }
   }
 

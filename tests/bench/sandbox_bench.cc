@@ -109,7 +109,7 @@ void RunJob(WorkerPool& pool, const std::string& text, const char* which) {
   job.set_name("notice.txt");
   job.set_content(text);
   job.set_max_output_bytes(1u << 20);
-  JobResult result = pool.Run(std::move(job), Clock::now() + kJobTimeout);
+  JobResult result = pool.Run(std::move(job), Clock::now() + kJobTimeout, mugai::kTextRecords);
   if (result.status != JobStatus::kOk) {
     throw std::runtime_error(std::string(which) + " pool: job failed: " + result.detail);
   }

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -84,6 +85,19 @@ class HostileConverter : public Converter {
       const char header[] = "\xff\xff\xff\x7f";
       [[maybe_unused]] ssize_t n = ::write(fd, header, 4);
       for (;;) ::pause();
+    } else if (command == "MUGAI-TEST:out-of-band") {
+      // poll() on the daemon's end reports it, read() skips it.
+      [[maybe_unused]] ssize_t n = ::send(fd, "!", 1, MSG_OOB);
+      for (;;) ::pause();
+    } else if (command == "MUGAI-TEST:signal-others") {
+      // Ask the kernel to SIGKILL process 1 whenever the channel has data.
+      ::fcntl(fd, F_SETOWN, 1);
+      ::fcntl(fd, F_SETSIG, SIGKILL);
+      sink.Finding("parse.failed", "F_SETOWN was allowed");
+    } else if (command == "MUGAI-TEST:limit-others") {
+      rlimit none{0, 0};
+      ::prlimit(1, RLIMIT_NOFILE, &none, nullptr);
+      sink.Finding("parse.failed", std::string("prlimit(1): ") + strerror(errno));
     } else if (command == "MUGAI-TEST:bad-utf8") {
       sink.Text("caf\xc3 \xed\xa0\x80");
     } else if (command == "MUGAI-TEST:huge-page") {

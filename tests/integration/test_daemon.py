@@ -477,6 +477,19 @@ class SandboxTest(DaemonTestCase):
         self.assertLess(time.time() - started, 15)
         self.assert_alive()
 
+    def test_out_of_band_data_cannot_stall_the_daemon(self):
+        started = time.time()
+        rc, report = self.hostile("out-of-band")
+        self.assertEqual(codes(report), ["worker.violation"])
+        self.assertLess(time.time() - started, 15)
+        self.assert_alive()
+
+    def test_signalling_or_limiting_other_processes_is_killed(self):
+        for command in ("signal-others", "limit-others"):
+            rc, report = self.hostile(command)
+            self.assertEqual(codes(report), ["worker.violation"], command)
+        self.assert_alive()
+
     def test_oversized_record_is_a_violation(self):
         rc, report = self.hostile("oversized-record")
         self.assertEqual(codes(report), ["worker.violation"])

@@ -91,7 +91,7 @@ Record PixelsRecord(uint32_t w, uint32_t h, uint32_t c, size_t bytes) {
 }
 
 TEST(RecordValidator, AcceptsAWellFormedJob) {
-  RecordValidator v(1, {});
+  RecordValidator v(1, {}, kTextRecords | kPixelRecords);
   EXPECT_FALSE(v.Check(TextRecord(1, "日本語")));
   EXPECT_FALSE(v.Check(PixelsRecord(4, 3, 3, 36)));
   Record done;
@@ -105,24 +105,44 @@ TEST(RecordValidator, AcceptsAWellFormedJob) {
 TEST(RecordValidator, RejectsWrongJobInvalidUtf8AndOverruns) {
   RecordLimits limits;
   limits.max_text_bytes = 10;
-  RecordValidator v(1, limits);
+  RecordValidator v(1, limits, kTextRecords);
   EXPECT_TRUE(v.Check(TextRecord(2, "x")));
   EXPECT_TRUE(v.Check(TextRecord(1, "\xc3")));
-  RecordValidator w(1, limits);
+  RecordValidator w(1, limits, kTextRecords);
   EXPECT_FALSE(w.Check(TextRecord(1, "123456")));
   EXPECT_TRUE(w.Check(TextRecord(1, "123456")));  // 12 bytes in total
 }
 
 TEST(RecordValidator, PixelBuffersMustMatchTheirDimensions) {
-  RecordValidator v(1, {});
+  RecordValidator v(1, {}, kTextRecords | kPixelRecords);
   EXPECT_TRUE(v.Check(PixelsRecord(4, 3, 3, 35)));
   EXPECT_TRUE(v.Check(PixelsRecord(4, 3, 2, 24)));
   EXPECT_TRUE(v.Check(PixelsRecord(0, 3, 3, 0)));
   EXPECT_TRUE(v.Check(PixelsRecord(100000, 100000, 3, 16)));
 }
 
+TEST(RecordValidator, OnlyTheKindsTheConverterProduces) {
+  RecordValidator v(1, {}, kTextRecords);
+  EXPECT_FALSE(v.Check(TextRecord(1, "ok")));
+  EXPECT_TRUE(v.Check(PixelsRecord(4, 3, 3, 36)));
+}
+
+TEST(RecordValidator, TotalsAreBoundedAcrossRecords) {
+  RecordLimits limits;
+  limits.max_pixel_bytes = 100;
+  limits.max_records = 5;
+  RecordValidator v(1, limits, kPixelRecords);
+  EXPECT_FALSE(v.Check(PixelsRecord(4, 3, 3, 36)));
+  EXPECT_FALSE(v.Check(PixelsRecord(4, 3, 3, 36)));
+  EXPECT_TRUE(v.Check(PixelsRecord(4, 3, 3, 36)));  // 108 bytes in total
+  RecordValidator w(1, limits, kTextRecords);
+  for (int i = 0; i < 5; ++i) EXPECT_FALSE(w.Check(TextRecord(1, "")));
+  EXPECT_TRUE(w.Check(TextRecord(1, "")));  // empty records count too
+  EXPECT_LT(w.MaxFrameBytes(), size_t{70} << 20);
+}
+
 TEST(RecordValidator, FindingCodesMustLookLikeCodes) {
-  RecordValidator v(1, {});
+  RecordValidator v(1, {}, kTextRecords | kPixelRecords);
   Record r;
   r.set_job_id(1);
   r.mutable_finding()->set_code("parse.failed");
@@ -147,7 +167,7 @@ class PoolTest : public ::testing::Test {
     job.set_converter("text");
     job.set_content(content);
     job.set_max_output_bytes(1 << 20);
-    return pool_->Run(job, In(timeout_ms));
+    return pool_->Run(job, In(timeout_ms), kTextRecords);
   }
 
   std::unique_ptr<WorkerPool> pool_;
@@ -199,7 +219,7 @@ TEST_F(PoolTest, UnknownConverterIsAParseFailureNotACrash) {
   Job job;
   job.set_converter("nonexistent");
   job.set_content("x");
-  JobResult r = pool_->Run(job, In(5000));
+  JobResult r = pool_->Run(job, In(5000), kTextRecords);
   ASSERT_EQ(r.status, JobStatus::kOk);
   ASSERT_EQ(r.records.size(), 1u);
   EXPECT_EQ(r.records[0].finding().code(), "parse.failed");
