@@ -28,6 +28,7 @@ inline constexpr std::string_view kWorkerViolation = "worker.violation";
 inline constexpr std::string_view kInputEmpty = "input.empty";
 inline constexpr std::string_view kInputTruncated = "input.truncated";
 inline constexpr std::string_view kInputSizeMismatch = "input.size_mismatch";
+inline constexpr std::string_view kInputMalformed = "input.malformed";
 inline constexpr std::string_view kNameUnsafe = "name.unsafe";
 inline constexpr std::string_view kTextStripped = "text.stripped";
 inline constexpr std::string_view kTextInvalidBytes = "text.invalid_bytes";

@@ -10,13 +10,45 @@ namespace mugai {
 
 WorkerPool::WorkerPool(WorkerPoolOptions options) : options_(std::move(options)) {}
 
-WorkerPool::~WorkerPool() = default;  // each ChildProcess kills and reaps its worker
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  retired_cv_.notify_all();
+  if (replacer_.joinable()) replacer_.join();
+  // Each remaining ChildProcess kills and reaps its worker.
+}
 
 void WorkerPool::Start() {
   for (unsigned i = 0; i < options_.size; ++i) {
     std::unique_ptr<Worker> worker = SpawnWorker();
     std::lock_guard lock(mutex_);
     idle_.push_back(std::move(worker));
+  }
+  replacer_ = std::thread(&WorkerPool::ReplaceLoop, this);
+}
+
+void WorkerPool::ReplaceLoop() {
+  for (;;) {
+    std::unique_ptr<Worker> old;
+    {
+      std::unique_lock lock(mutex_);
+      retired_cv_.wait(lock, [this] { return stopping_ || !retired_.empty(); });
+      if (stopping_) return;
+      old = std::move(retired_.front());
+      retired_.pop_front();
+    }
+    old->Kill();
+    // A replacement that cannot start (killed while starting, say) leaves
+    // the dead worker in its slot: the next Run sees that it has exited and
+    // tries again, so the pool never shrinks.
+    try {
+      ReturnIdle(SpawnWorker());
+    } catch (const std::exception& e) {
+      LogWarn(std::string("a replacement worker did not start; the next job retries: ") + e.what());
+      ReturnIdle(std::move(old));
+    }
   }
 }
 
@@ -71,24 +103,21 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
 }
 
 void WorkerPool::Release(std::unique_ptr<Worker> worker, bool healthy) {
-  if (!healthy || worker->jobs >= options_.max_jobs_per_worker) {
-    worker->Kill();
-    // A replacement that cannot start (killed while starting, say) leaves
-    // the dead worker in its slot: the next Run sees that it has exited and
-    // tries again, so the pool never shrinks.
-    try {
-      worker = SpawnWorker();
-    } catch (const std::exception& e) {
-      LogWarn(std::string("a replacement worker did not start; the next job retries: ") + e.what());
-    }
+  if (healthy && worker->jobs < options_.max_jobs_per_worker) {
+    ReturnIdle(std::move(worker));
+    return;
   }
-  ReturnIdle(std::move(worker), !healthy);
-}
-
-void WorkerPool::ReturnIdle(std::unique_ptr<Worker> worker, bool failed) {
   {
     std::lock_guard lock(mutex_);
-    if (failed) ++restarts_;
+    if (!healthy) ++restarts_;
+    retired_.push_back(std::move(worker));
+  }
+  retired_cv_.notify_one();
+}
+
+void WorkerPool::ReturnIdle(std::unique_ptr<Worker> worker) {
+  {
+    std::lock_guard lock(mutex_);
     idle_.push_back(std::move(worker));
   }
   idle_cv_.notify_one();
@@ -107,14 +136,16 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds
   if (worker->Unfit()) {
     LogWarn("an idle worker had died or spoken out of turn; starting a new one");
     worker->Kill();
+    {
+      std::lock_guard lock(mutex_);
+      ++restarts_;
+    }
     try {
       worker = SpawnWorker();
     } catch (const std::exception& e) {
-      ReturnIdle(std::move(worker), true);
+      ReturnIdle(std::move(worker));
       return {JobStatus::kCrashed, std::string("cannot start a worker: ") + e.what(), {}};
     }
-    std::lock_guard lock(mutex_);
-    ++restarts_;
   }
   ++worker->jobs;
   JobResult result = RunOn(*worker, job, deadline, kinds);

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "mugai/v1/worker.pb.h"
@@ -87,10 +88,13 @@ class WorkerPool {
   };
 
   std::unique_ptr<Worker> Acquire(Deadline deadline);
-  // Puts a worker back after a job, replacing it first when the job failed
-  // or it has done max_jobs_per_worker.
+  // Puts a worker back after a job; one whose job failed, or that has done
+  // max_jobs_per_worker, goes to the replacer instead, so the caller's
+  // answer never waits for a new worker to start.
   void Release(std::unique_ptr<Worker> worker, bool healthy);
-  void ReturnIdle(std::unique_ptr<Worker> worker, bool failed);
+  void ReturnIdle(std::unique_ptr<Worker> worker);
+  // The replacer thread: kills retired workers and starts their successors.
+  void ReplaceLoop();
   std::unique_ptr<Worker> SpawnWorker();
   JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline, unsigned kinds);
 
@@ -98,6 +102,10 @@ class WorkerPool {
   mutable std::mutex mutex_;
   std::condition_variable idle_cv_;
   std::deque<std::unique_ptr<Worker>> idle_;
+  std::condition_variable retired_cv_;
+  std::deque<std::unique_ptr<Worker>> retired_;
+  bool stopping_ = false;
+  std::thread replacer_;  // last: started after, joined before the rest
   uint64_t next_job_id_ = 1;
   uint64_t restarts_ = 0;
   v1::worker::WorkerHello hello_;

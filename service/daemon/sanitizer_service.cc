@@ -39,9 +39,11 @@ grpc::Status SanitizerService::SanitizeFile(
   } else {
     content.reserve(header.size());
     bool overflow = false;
+    bool malformed = false;
     while (stream->Read(&request)) {
       if (!request.has_chunk()) {
-        return {grpc::StatusCode::INVALID_ARGUMENT, "only chunks may follow the FileHeader"};
+        malformed = true;
+        break;
       }
       if (content.size() + request.chunk().size() > header.size()) {
         overflow = true;
@@ -49,7 +51,12 @@ grpc::Status SanitizerService::SanitizeFile(
       }
       content += request.chunk();
     }
-    if (context->IsCancelled()) {
+    if (malformed) {
+      result = RejectFile(header.name(), header.declared_type(), content.size(),
+                          finding::kInputMalformed,
+                          "a second FileHeader arrived after " + std::to_string(content.size()) +
+                              " bytes; only chunks may follow the first");
+    } else if (context->IsCancelled()) {
       result = RejectFile(header.name(), header.declared_type(), content.size(),
                           finding::kInputTruncated,
                           "the client went away after " + std::to_string(content.size()) + " of " +

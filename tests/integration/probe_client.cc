@@ -6,6 +6,7 @@
 //   mugai-probe health ADDR
 //   mugai-probe reflection ADDR
 //   mugai-probe upload ADDR NAME_HEX PATH [--announce N] [--disconnect-after N]
+//                                          [--second-header]
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
@@ -74,10 +75,12 @@ int Upload(int argc, char** argv) {
   const std::string bytes = content.str();
   uint64_t announce = bytes.size();
   long disconnect_after = -1;
-  for (int i = 5; i + 1 < argc; i += 2) {
+  bool second_header = false;
+  for (int i = 5; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--announce") announce = std::stoull(argv[i + 1]);
-    if (flag == "--disconnect-after") disconnect_after = std::stol(argv[i + 1]);
+    if (flag == "--announce" && i + 1 < argc) announce = std::stoull(argv[++i]);
+    if (flag == "--disconnect-after" && i + 1 < argc) disconnect_after = std::stol(argv[++i]);
+    if (flag == "--second-header") second_header = true;
   }
   auto stub = mugai::v1::Sanitizer::NewStub(
       grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
@@ -94,6 +97,7 @@ int Upload(int argc, char** argv) {
     chunk.set_chunk(bytes.substr(0, limit));
     stream->Write(chunk);
   }
+  if (second_header) stream->Write(request);
   if (disconnect_after >= 0) {
     // Give the bytes time to reach the server, then vanish.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));

@@ -320,6 +320,13 @@ class BadInputTest(DaemonTestCase):
         self.assertEqual(codes(report), ["input.size_mismatch"])
         self.assert_alive()
 
+    def test_second_header_is_rejected_and_recorded(self):
+        report = self.upload(b"twice.txt", self.daemon.write("twice.txt", b"abc"), "--second-header")
+        self.assertEqual(report["outcome"], "rejected")
+        self.assertEqual(codes(report), ["input.malformed"])
+        self.assertTrue(report["item_id"])
+        self.assert_alive()
+
     def test_client_disconnecting_mid_stream(self):
         path = self.daemon.write("half.txt", b"z" * 50000)
         r = self.daemon.probe("upload", self.daemon.ingress, b"half.txt".hex(), path,
