@@ -21,7 +21,7 @@ PACKAGES=(
   libclamav-dev clamav-testfiles
   # converters
   libuchardet-dev libxml2-dev libarchive-dev libgmime-3.0-dev
-  libpoppler-glib-dev libcairo2-dev libvips-dev fonts-noto-cjk
+  libpoppler-glib-dev poppler-data libcairo2-dev libvips-dev fonts-noto-cjk
   # sandbox, stores, hashes, milter, config
   libseccomp-dev libsqlite3-dev libpq-dev libssl-dev libmilter-dev
   libtomlplusplus-dev

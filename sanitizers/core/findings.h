@@ -12,6 +12,8 @@ inline constexpr std::string_view kScanFailed = "scan.failed";
 inline constexpr std::string_view kTypeMismatch = "type.mismatch";
 inline constexpr std::string_view kTypeBlocked = "type.blocked";
 inline constexpr std::string_view kArchiveEncrypted = "archive.encrypted";
+inline constexpr std::string_view kDocumentEncrypted = "document.encrypted";
+inline constexpr std::string_view kLimitPages = "limit.pages";
 inline constexpr std::string_view kLimitDepth = "limit.depth";
 inline constexpr std::string_view kLimitMembers = "limit.members";
 inline constexpr std::string_view kLimitExpandedSize = "limit.expanded_size";
@@ -50,8 +52,8 @@ namespace mugai {
 // blocked types, limits, and every failure to inspect or convert. The rest
 // (type.mismatch, name.unsafe, text.*) are recorded but do not hold it.
 constexpr bool HoldsItem(std::string_view code) {
-  constexpr std::string_view kHolding[] = {"av.", "scan.", "type.blocked", "archive.", "limit.",
-                                           "parse.", "worker.", "internal."};
+  constexpr std::string_view kHolding[] = {"av.", "scan.", "type.blocked", "archive.", "document.",
+                                           "limit.", "parse.", "worker.", "internal."};
   for (std::string_view prefix : kHolding) {
     if (code.starts_with(prefix)) return true;
   }

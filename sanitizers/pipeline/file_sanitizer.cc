@@ -4,6 +4,8 @@
 #include "sanitizers/core/log.h"
 #include "sanitizers/core/sha256.h"
 #include "sanitizers/detect/claimed_type.h"
+#include "sanitizers/pdf/flattened_pdf.h"
+#include "sanitizers/pdf/pdf_converter.h"
 #include "sanitizers/pipeline/names.h"
 #include "sanitizers/pipeline/policy.h"
 #include "sanitizers/text/safe_text.h"
@@ -115,39 +117,66 @@ SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   job.set_name(name.name);
   job.set_content(std::string(file.content));
   job.set_max_output_bytes(limits_.max_text_bytes);
-  JobResult result = workers_.Run(std::move(job), deadline, kTextRecords);
+  JobResult result = workers_.Run(std::move(job), deadline, conversion->record_kinds);
   if (result.status != JobStatus::kOk) {
     LogWarn("item \"" + name.name + "\" (" + item.sha256() + "): " + result.detail);
     AddFinding(item, FindingFor(result.status), result.detail);
     return Hold(std::move(item), "quarantine");
   }
-
-  std::string text;
-  for (v1::worker::Record& record : result.records) {
-    if (record.has_finding()) {
-      AddFinding(item, record.finding().code(), record.finding().reason());
-    } else {
-      text += record.text().utf8();  // the validator let only text through
-    }
+  for (const v1::worker::Record& record : result.records) {
+    if (record.has_finding()) AddFinding(item, record.finding().code(), record.finding().reason());
   }
   for (const v1::Finding& f : item.findings()) {
     if (HoldsItem(f.code())) return Hold(std::move(item), "quarantine");
   }
 
-  SafeText safe = MakeSafeText(text);
+  // The validator let through only the record kinds of this conversion.
   std::string_view outcome = outcome::kDelivered;
-  if (safe.removed > 0) {
-    AddFinding(item, finding::kTextStripped,
-               std::to_string(safe.removed) + " control or bidi characters removed");
-    outcome = outcome::kDeliveredWithRemovals;
+  std::string bytes;
+  std::string_view extension, media_type;
+  switch (conversion->derivative) {
+    case DerivativeKind::kText: {
+      std::string text;
+      for (const v1::worker::Record& record : result.records) {
+        if (record.has_text()) text += record.text().utf8();
+      }
+      SafeText safe = MakeSafeText(text);
+      if (safe.removed > 0) {
+        AddFinding(item, finding::kTextStripped,
+                   std::to_string(safe.removed) + " control or bidi characters removed");
+        outcome = outcome::kDeliveredWithRemovals;
+      }
+      bytes = std::move(safe.text);
+      extension = ".txt";
+      media_type = "text/plain; charset=utf-8";
+      break;
+    }
+    case DerivativeKind::kFlattenedPdf: {
+      std::vector<PageImage> pages;
+      for (const v1::worker::Record& record : result.records) {
+        if (!record.has_pixels()) continue;
+        const v1::worker::Pixels& p = record.pixels();
+        pages.push_back({p.width(), p.height(), p.channels(), p.data()});
+      }
+      if (pages.empty()) {
+        AddFinding(item, finding::kParseFailed, "the document produced no pages");
+        return Hold(std::move(item), "quarantine");
+      }
+      // The worker rendered at the converter's resolution; the page size in
+      // points follows from it.
+      bytes = WriteFlattenedPdf(pages, PdfConverterOptions{}.dpi);
+      extension = ".pdf";
+      media_type = "application/pdf";
+      break;
+    }
   }
   v1::Derivative* derivative = item.add_derivatives();
-  derivative->set_name(DerivativeName(name.name, ".txt"));
-  derivative->set_media_type("text/plain; charset=utf-8");
-  derivative->set_sha256(Sha256Hex(safe.text));
-  derivative->set_size(safe.text.size());
+  derivative->set_name(DerivativeName(name.name, extension));
+  derivative->set_media_type(std::string(media_type));
+  derivative->set_sha256(Sha256Hex(bytes));
+  derivative->set_size(bytes.size());
   std::vector<std::string> derivatives;
-  derivatives.push_back(std::move(safe.text));
+  derivatives.push_back(std::move(bytes));
   return Finish(std::move(item), conversion->action, outcome, std::move(derivatives));
 }
 

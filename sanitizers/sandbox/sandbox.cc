@@ -276,8 +276,11 @@ bool InstallSeccomp(const SandboxPolicy& policy, bool have_root, Layers& layers)
 
 SandboxPolicy ConverterPolicy(uint64_t memory_bytes) {
   SandboxPolicy policy;
-  // iconv loads its charset converters (CP932, EUC-JP-MS, ...) on demand.
-  policy.readable_paths = {MUGAI_GCONV_DIR};
+  // iconv loads its charset converters (CP932, EUC-JP-MS, ...) on demand;
+  // Poppler opens fonts (through fontconfig) and CMaps (poppler-data) for
+  // documents that do not embed theirs, as Japanese PDFs often do not.
+  policy.readable_paths = {MUGAI_GCONV_DIR,   "/etc/fonts",         "/usr/share/fonts",
+                           "/usr/share/fontconfig", "/var/cache/fontconfig", "/usr/share/poppler"};
   policy.memory_bytes = memory_bytes;
   return policy;
 }

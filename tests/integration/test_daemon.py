@@ -177,6 +177,48 @@ class SanitizeTest(DaemonTestCase):
         with open(os.path.join(out, "rtlo.txt"), encoding="utf-8") as f:
             self.assertEqual(f.read(), "invoicetxt.exe\nok\n")
 
+    def corpus(self, *parts):
+        path = os.path.join(CORPUS, *parts)
+        if not os.path.exists(path):
+            self.skipTest("corpus not present")
+        return path
+
+    def test_pdf_becomes_a_flattened_pdf(self):
+        out = os.path.join(self.daemon.dir, "out-pdf")
+        rc, report = self.daemon.sanitize(
+            self.corpus("dangerzone-test-docs", "test_docs", "sample-pdf.pdf"), out)
+        self.assertEqual(rc, 0, report)
+        self.assertEqual(report["item"]["action"], "convert_pdf")
+        derivative = report["item"]["derivatives"][0]
+        self.assertEqual(derivative["name"], "sample-pdf.pdf")
+        self.assertEqual(derivative["media_type"], "application/pdf")
+        with open(os.path.join(out, "sample-pdf.pdf"), "rb") as f:
+            pdf = f.read()
+        self.assertTrue(pdf.startswith(b"%PDF-"))
+        self.assertEqual(pdf.count(b"/Type /Page\n") + pdf.count(b"/Type /Page "), 4)
+
+    def test_active_content_does_not_survive_flattening(self):
+        out = os.path.join(self.daemon.dir, "out-active")
+        for name in ("autoprint.pdf", "doc_actions.pdf", "issue17846.pdf", "attachment.pdf"):
+            rc, report = self.daemon.sanitize(self.corpus("pdf", "active", name), out)
+            self.assertEqual(rc, 0, f"{name}: {report}")
+            with open(os.path.join(out, report["item"]["derivatives"][0]["name"]), "rb") as f:
+                pdf = f.read()
+            for marker in (b"/JavaScript", b"/JS", b"/OpenAction", b"/AA", b"/Launch",
+                           b"/EmbeddedFile", b"/Annots", b"/AcroForm"):
+                self.assertNotIn(marker, pdf, f"{name} kept {marker}")
+
+    def test_japanese_pdf_without_embedded_fonts_renders(self):
+        rc, report = self.daemon.sanitize(self.corpus("pdf", "cjk", "noembed-sjis.pdf"))
+        self.assertEqual(rc, 0, report)
+        self.assertEqual(report["item"]["action"], "convert_pdf")
+
+    def test_pdf_needing_a_password_is_held(self):
+        rc, report = self.daemon.sanitize(self.corpus("pdf", "encrypted", "issue6010_1.pdf"))
+        self.assertEqual(rc, 2, report)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertIn("document.encrypted", codes(report))
+
     def test_japanese_mail_body_from_corpus_is_blocked_until_mail_support(self):
         # An .eml is not plain text to libmagic: without the mail pipeline it
         # must be held, not passed through.

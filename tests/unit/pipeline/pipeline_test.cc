@@ -57,6 +57,7 @@ TEST(Policy, AllowsOnlyTypesWithAConverter) {
   EXPECT_EQ(ConversionFor("text/plain")->converter, "text");
   EXPECT_EQ(ConversionFor("text/csv")->converter, "text");
   EXPECT_EQ(ConversionFor("text/html")->converter, "html");
+  EXPECT_EQ(ConversionFor("application/pdf")->converter, "pdf");
   for (const char* blocked : {"application/x-dosexec", "text/x-shellscript", "text/x-python",
                               "application/octet-stream", "application/javascript", ""}) {
     EXPECT_FALSE(ConversionFor(blocked)) << blocked;

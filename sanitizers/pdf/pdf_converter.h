@@ -1,0 +1,50 @@
+// PDF to page images, in the worker: Poppler (its GLib front end) renders
+// every page with cairo onto a white RGB canvas, and each page leaves the
+// worker as one Pixels record (3 channels, row-major). Nothing else of the
+// document comes out: no text, links, forms, scripts or attachments. The
+// trusted side writes the flattened PDF from these pixels
+// (sanitizers/pdf/flattened_pdf.h).
+#pragma once
+
+#include <cstdint>
+
+#include "sanitizers/worker/converter.h"
+
+namespace mugai {
+
+struct PdfConverterOptions {
+  // Resolution of the page images. A page of W x H points becomes
+  // round(W * dpi / 72) x round(H * dpi / 72) pixels (at least 1 x 1), so the
+  // daemon recovers its size in points as pixels * 72 / dpi. In (0, 2400].
+  double dpi = 150;
+  // A document with more pages gets a limit.pages finding and no pixels.
+  uint32_t max_pages = 1000;
+  // Width * height of one page image. A document with a larger page (at
+  // `dpi`) gets a limit.pixels finding and no pixels: pages are never shrunk
+  // to fit, which would deliver an unreadable copy as if it were the
+  // document. The default fits A0 at 150 DPI (35 million pixels).
+  uint64_t max_page_pixels = 40'000'000;
+};
+
+// Emits one Pixels record per page, in page order, or else exactly one
+// finding and no pixels:
+//   document.encrypted  the document needs a password to open (documents
+//                       with only an owner password open and are rendered)
+//   limit.pages         more than max_pages pages
+//   limit.pixels        a page over max_page_pixels, or wider or taller than
+//                       cairo can render (32767 pixels)
+// Every page's size is checked before the first is rendered. Throws
+// ConvertError when Poppler cannot open the document, when it has no pages,
+// and when rendering a page fails.
+class PdfConverter : public Converter {
+ public:
+  // Throws std::invalid_argument when options.dpi is out of range.
+  explicit PdfConverter(PdfConverterOptions options = {});
+
+  void Convert(const ConvertInput& input, RecordSink& sink) override;
+
+ private:
+  PdfConverterOptions options_;
+};
+
+}  // namespace mugai
