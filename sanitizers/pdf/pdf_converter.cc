@@ -9,7 +9,6 @@
 #include <new>
 #include <stdexcept>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "sanitizers/core/findings.h"
@@ -110,7 +109,8 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   UniqueDocument doc(poppler_document_new_from_bytes(bytes, nullptr, &error));
   if (!doc) {
     if (error && g_error_matches(error, POPPLER_ERROR, POPPLER_ERROR_ENCRYPTED)) {
-      sink.Finding("document.encrypted", "the PDF is encrypted with a password to open it, so it cannot be inspected");
+      sink.Finding(finding::kDocumentEncrypted,
+                   "the PDF is encrypted with a password to open it, so it cannot be inspected");
       return;
     }
     throw ConvertError(std::string("cannot open the PDF: ") + (error ? error->message : "unknown error"));
@@ -119,7 +119,7 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   const int page_count = poppler_document_get_n_pages(doc.get());
   if (page_count <= 0) throw ConvertError("the PDF has no pages");
   if (static_cast<uint64_t>(page_count) > options_.max_pages) {
-    sink.Finding("limit.pages", "the PDF has " + std::to_string(page_count) + " pages, more than the limit of " +
+    sink.Finding(finding::kLimitPages, "the PDF has " + std::to_string(page_count) + " pages, more than the limit of " +
                                     std::to_string(options_.max_pages));
     return;
   }
@@ -129,6 +129,7 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   std::vector<PageSize> sizes;
   sizes.reserve(page_count);
   const double scale = options_.dpi / 72;
+  uint64_t total_pixels = 0;
   for (int i = 0; i < page_count; ++i) {
     PageSize size{};
     poppler_page_get_size(GetPage(doc.get(), i).get(), &size.width_pt, &size.height_pt);
@@ -151,6 +152,15 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
     size.width = static_cast<uint32_t>(width);
     size.height = static_cast<uint32_t>(height);
     sizes.push_back(size);
+    total_pixels += uint64_t{size.width} * size.height;
+  }
+  if (total_pixels > options_.max_total_pixels) {
+    sink.Finding(finding::kLimitPixels, "the PDF's " + std::to_string(page_count) + " pages would be " +
+                                            std::to_string(total_pixels) + " pixels at " +
+                                            std::to_string(std::lround(options_.dpi)) +
+                                            " DPI, more than the limit of " +
+                                            std::to_string(options_.max_total_pixels));
+    return;
   }
 
   for (int i = 0; i < page_count; ++i) sink.Emit(Render(GetPage(doc.get(), i).get(), sizes[i], i + 1));

@@ -24,6 +24,12 @@ struct PdfConverterOptions {
   // to fit, which would deliver an unreadable copy as if it were the
   // document. The default fits A0 at 150 DPI (35 million pixels).
   uint64_t max_page_pixels = 40'000'000;
+  // Width * height of all the pages together, limit.pixels too. The daemon
+  // accepts so many pixel bytes per job (RecordLimits::max_pixel_bytes), and a
+  // document over it should hear why before any page is rendered, not be
+  // cut off part way as a misbehaving worker. The default matches the
+  // daemon's default of 1 GiB at 3 bytes a pixel: about 160 A4 pages.
+  uint64_t max_total_pixels = (uint64_t{1} << 30) / 3;
 };
 
 // Emits one Pixels record per page, in page order, or else exactly one
@@ -32,7 +38,8 @@ struct PdfConverterOptions {
 //                       with only an owner password open and are rendered)
 //   limit.pages         more than max_pages pages
 //   limit.pixels        a page over max_page_pixels, or wider or taller than
-//                       cairo can render (32767 pixels)
+//                       cairo can render (32767 pixels), or all pages
+//                       together over max_total_pixels
 // Every page's size is checked before the first is rendered. Throws
 // ConvertError when Poppler cannot open the document, when it has no pages,
 // and when rendering a page fails.

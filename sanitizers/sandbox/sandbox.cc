@@ -204,6 +204,9 @@ bool InstallSeccomp(const SandboxPolicy& policy, bool have_root, Layers& layers)
       SCMP_SYS(rt_sigaction), SCMP_SYS(sigaltstack), SCMP_SYS(clock_gettime),
       SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(pause), SCMP_SYS(restart_syscall),
       SCMP_SYS(gettid), SCMP_SYS(getpid), SCMP_SYS(getrandom),
+      // glibc's qsort_r asks for the machine's memory size (FreeType sorts
+      // with it when loading some fonts).
+      SCMP_SYS(sysinfo),
 #if defined(__SANITIZE_ADDRESS__)
       // The sanitizer runtime probes memory through a pipe of its own.
       SCMP_SYS(pipe2),

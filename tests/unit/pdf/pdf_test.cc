@@ -258,6 +258,13 @@ TEST(PdfConverter, TooLargeAPageIsAFindingAndNoPixels) {
   EXPECT_EQ(ConvertCorpusFile(kSample, {.dpi = 300, .max_page_pixels = 1275 * 1650}).OnlyFinding(), "limit.pixels");
 }
 
+TEST(PdfConverter, TooManyPixelsInAllIsAFindingAndNoPixels) {
+  Recorder over = ConvertCorpusFile(kSample, {.max_total_pixels = 4 * 1275 * 1650 - 1});
+  EXPECT_EQ(over.OnlyFinding(), "limit.pixels");
+  EXPECT_NE(over.records[0].finding().reason().find("4 pages"), std::string::npos);
+  EXPECT_EQ(ConvertCorpusFile(kSample, {.max_total_pixels = 4 * 1275 * 1650}).Pixels().size(), 4u);
+}
+
 TEST(PdfConverter, WiderThanCairoCanRenderIsAFinding) {
   // 10001 x 1 points: 20835 x 2 pixels at 150 DPI, 41671 x 4 at 300 DPI.
   const char* path = "dangerzone-test-docs/test_docs/sample_bad_max_width.pdf";
