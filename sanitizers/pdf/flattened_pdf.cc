@@ -10,18 +10,10 @@
 #include <string>
 #include <utility>
 
+#include "sanitizers/pdf/cairo_handles.h"
+
 namespace mugai {
 namespace {
-
-struct SurfaceDestroy {
-  void operator()(cairo_surface_t* surface) const { cairo_surface_destroy(surface); }
-};
-using UniqueSurface = std::unique_ptr<cairo_surface_t, SurfaceDestroy>;
-
-struct ContextDestroy {
-  void operator()(cairo_t* cr) const { cairo_destroy(cr); }
-};
-using UniqueContext = std::unique_ptr<cairo_t, ContextDestroy>;
 
 void CheckCairo(cairo_status_t status) {
   if (status == CAIRO_STATUS_SUCCESS) return;

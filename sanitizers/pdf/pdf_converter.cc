@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "sanitizers/core/findings.h"
+#include "sanitizers/pdf/cairo_handles.h"
 
 namespace mugai {
 namespace {
@@ -23,16 +24,6 @@ struct ObjectUnref {
 };
 using UniqueDocument = std::unique_ptr<PopplerDocument, ObjectUnref>;
 using UniquePage = std::unique_ptr<PopplerPage, ObjectUnref>;
-
-struct SurfaceDestroy {
-  void operator()(cairo_surface_t* surface) const { cairo_surface_destroy(surface); }
-};
-using UniqueSurface = std::unique_ptr<cairo_surface_t, SurfaceDestroy>;
-
-struct ContextDestroy {
-  void operator()(cairo_t* cr) const { cairo_destroy(cr); }
-};
-using UniqueContext = std::unique_ptr<cairo_t, ContextDestroy>;
 
 // cairo's image surfaces are limited to this many pixels a side.
 constexpr double kCairoMaxSide = 32767;

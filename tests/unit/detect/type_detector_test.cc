@@ -1,4 +1,5 @@
 #include "sanitizers/detect/type_detector.h"
+#include "tests/unit/test_support.h"
 
 #include <gtest/gtest.h>
 
@@ -12,13 +13,7 @@
 namespace mugai {
 namespace {
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << path;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
+using test::ReadFile;
 
 struct Sample {
   const char* path;  // under the corpus, or absolute

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "sanitizers/html/html_converter.h"
+#include "tests/unit/test_support.h"
 
 namespace mugai {
 namespace {
@@ -17,18 +18,8 @@ constexpr std::string_view kJapaneseSjis =
     "\x93\xfa\x96\x7b\x8c\xea\x82\xcc\x83\x65\x83\x4c\x83\x58\x83\x67\x81\x41\x87\x40\x87\x41\x87\x42"
     "\x20\xfb\xfc\x8b\xb4";
 
-std::string ReadCorpusFile(const std::string& path) {
-  std::ifstream in(std::string(MUGAI_CORPUS_DIR) + "/" + path, std::ios::binary);
-  EXPECT_TRUE(in) << path;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
-
-struct Recorder : RecordSink {
-  std::vector<v1::worker::Record> records;
-  void Emit(v1::worker::Record record) override { records.push_back(std::move(record)); }
-};
+using test::ReadCorpusFile;
+using test::Recorder;
 
 TEST(HtmlToText, DropsScriptsStylesAndComments) {
   EXPECT_EQ(HtmlToText("<html><head><title>Notice</title><style>p{color:red}</style>"

@@ -14,6 +14,7 @@
 
 #include "sanitizers/pdf/flattened_pdf.h"
 #include "sanitizers/pdf/pdf_converter.h"
+#include "tests/unit/test_support.h"
 
 // For LeakSanitizer builds: fontconfig 2.14 leaks 288 bytes, once per
 // process, while it parses its configuration on Poppler's first font lookup
@@ -28,18 +29,9 @@ using v1::worker::Record;
 
 constexpr char kSample[] = "dangerzone-test-docs/test_docs/sample-pdf.pdf";
 
-std::string ReadCorpusFile(const std::string& path) {
-  std::ifstream in(std::string(MUGAI_CORPUS_DIR) + "/" + path, std::ios::binary);
-  EXPECT_TRUE(in) << path;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
+using test::ReadCorpusFile;
 
-struct Recorder : RecordSink {
-  std::vector<Record> records;
-  void Emit(Record record) override { records.push_back(std::move(record)); }
-
+struct Recorder : test::Recorder {
   std::vector<v1::worker::Pixels> Pixels() const {
     std::vector<v1::worker::Pixels> pages;
     for (const Record& r : records) {

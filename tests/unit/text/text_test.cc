@@ -8,6 +8,7 @@
 
 #include "sanitizers/core/findings.h"
 #include "sanitizers/text/text_converter.h"
+#include "tests/unit/test_support.h"
 
 namespace mugai {
 namespace {
@@ -33,28 +34,18 @@ std::string Encode(std::string_view utf8, const char* charset) {
   return std::string(bytes.get(), written);
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in) << path;
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return bytes.str();
-}
+using test::ReadCorpusFile;
+using test::Recorder;
 
 // The body of a message on disk: everything after the first empty line.
 std::string CorpusMailBody(const std::string& name) {
-  std::string mail = ReadFile(std::string(MUGAI_CORPUS_DIR) + "/mail/japanese/" + name);
+  std::string mail = ReadCorpusFile("mail/japanese/" + name);
   for (std::string_view end : {"\r\n\r\n", "\n\n"}) {
     if (size_t at = mail.find(end); at != std::string::npos) return mail.substr(at + end.size());
   }
   ADD_FAILURE() << name << " has no body";
   return {};
 }
-
-struct Recorder : RecordSink {
-  std::vector<v1::worker::Record> records;
-  void Emit(v1::worker::Record record) override { records.push_back(std::move(record)); }
-};
 
 void ExpectDecodes(std::string_view bytes, std::string_view utf8, std::string_view charset) {
   DecodedText decoded = DecodeToUtf8(bytes);
