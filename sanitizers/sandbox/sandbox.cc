@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <linux/capability.h>
 #include <sched.h>
+#include <signal.h>
 #include <seccomp.h>
 #include <string.h>
 #include <sys/mount.h>
@@ -163,6 +164,9 @@ void Limit(int resource, uint64_t value, const char* name, Layers& layers) {
 }
 
 void Rlimits(const SandboxPolicy& policy, Layers& layers) {
+  // Past RLIMIT_FSIZE a write fails with EFBIG instead of killing us: stderr
+  // may be the daemon's log file, and a log line must not end a worker.
+  signal(SIGXFSZ, SIG_IGN);
 #if defined(__SANITIZE_ADDRESS__)
   // AddressSanitizer reserves terabytes of address space for its shadow.
   layers.Missing("RLIMIT_AS (AddressSanitizer build)");
@@ -208,8 +212,9 @@ bool InstallSeccomp(const SandboxPolicy& policy, bool have_root, Layers& layers)
       // with it when loading some fonts).
       SCMP_SYS(sysinfo),
 #if defined(__SANITIZE_ADDRESS__)
-      // The sanitizer runtime probes memory through a pipe of its own.
-      SCMP_SYS(pipe2),
+      // The sanitizer runtime probes memory through a pipe of its own, and
+      // LeakSanitizer calls prctl when a threaded process exits.
+      SCMP_SYS(pipe2), SCMP_SYS(prctl),
 #endif
   };
   bool ok = true;

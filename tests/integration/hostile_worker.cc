@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "sanitizers/core/child_process.h"
+#include "sanitizers/core/log.h"
 #include "sanitizers/worker/frame.h"
 #include "sanitizers/worker/worker_loop.h"
 
@@ -49,6 +50,10 @@ class HostileConverter : public Converter {
       ::raise(SIGKILL);
     } else if (command == "MUGAI-TEST:hang") {
       for (;;) ::pause();
+    } else if (command == "MUGAI-TEST:log") {
+      // stderr is the daemon's log file here, and RLIMIT_FSIZE is 0.
+      LogWarn("a log line from inside the sandbox");
+      honest_->Convert(input, sink);
     } else if (command == "MUGAI-TEST:slow") {
       ::sleep(2);
       honest_->Convert(input, sink);

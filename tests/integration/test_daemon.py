@@ -101,6 +101,24 @@ class Daemon:
         return path
 
 
+def children(pid):
+    """Pids of the direct children of `pid`."""
+    found = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found += [int(c) for c in f.read().split()]
+    return found
+
+
+def sleeping(pid):
+    """True when `pid` is blocked in clock_nanosleep (x86_64 call 230)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split()[0] == "230"
+    except (OSError, IndexError):
+        return False
+
+
 def codes(report):
     return [f["code"] for f in report["item"]["findings"]]
 
@@ -462,7 +480,10 @@ class WorkerFaultTest(DaemonTestCase):
             path = daemon.write("slow.txt", b"MUGAI-TEST:slow\nfinishes after SIGTERM\n")
             cli = subprocess.Popen([os.path.join(BIN, "mugai"), "--server", daemon.ingress,
                                     "sanitize-file", path, "--json"], stdout=subprocess.PIPE)
-            time.sleep(0.5)
+            # In flight once a worker sleeps in the slow job (clock_nanosleep).
+            deadline = time.time() + 30
+            while not any(sleeping(pid) for pid in children(daemon.proc.pid)) and time.time() < deadline:
+                time.sleep(0.02)
             daemon.proc.send_signal(signal.SIGTERM)
             out, _ = cli.communicate(timeout=120)
             self.assertEqual(cli.returncode, 0)
@@ -559,6 +580,10 @@ class SandboxTest(DaemonTestCase):
             rc, report = self.hostile(command)
             self.assertEqual(codes(report), ["worker.violation"], command)
         self.assert_alive()
+
+    def test_a_log_line_to_a_file_does_not_kill_the_worker(self):
+        rc, report = self.hostile("log")
+        self.assertEqual(report["outcome"], "delivered", report)
 
     def test_oversized_record_is_a_violation(self):
         rc, report = self.hostile("oversized-record")
