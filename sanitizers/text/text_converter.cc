@@ -344,8 +344,10 @@ DecodedText DecodeToUtf8(std::string_view bytes, std::string_view declared) {
 
 void EmitText(const ConvertInput& input, std::string utf8, RecordSink& sink) {
   if (utf8.size() > input.max_output_bytes) {
-    throw ConvertError("text of " + std::to_string(utf8.size()) + " bytes exceeds the output limit of " +
-                       std::to_string(input.max_output_bytes) + " bytes");
+    sink.Finding(finding::kLimitOutput, "text of " + std::to_string(utf8.size()) +
+                                            " bytes exceeds the output limit of " +
+                                            std::to_string(input.max_output_bytes) + " bytes");
+    return;
   }
   sink.Text(std::move(utf8));
 }

@@ -27,8 +27,8 @@ DecodedText DecodeToUtf8(std::string_view bytes);
 // Windows supersets as detected charsets (Shift_JIS decodes as CP932).
 DecodedText DecodeToUtf8(std::string_view bytes, std::string_view declared);
 
-// Emits `utf8` as the one Text record of a text converter. Throws
-// ConvertError instead when it is longer than input.max_output_bytes: a
+// Emits `utf8` as the one Text record of a text converter, or, when it is
+// longer than input.max_output_bytes, a limit.output finding and no text: a
 // silently truncated text would deliver part of a document as if it were
 // all of it.
 void EmitText(const ConvertInput& input, std::string utf8, RecordSink& sink);
