@@ -67,7 +67,6 @@ v1::worker::WorkerHello WorkerPool::protections() const {
 std::unique_ptr<WorkerPool::Worker> WorkerPool::SpawnWorker() {
   std::vector<std::string> argv{options_.executable, "--memory-bytes",
                                 std::to_string(options_.memory_bytes)};
-  argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
   if (!options_.sandbox) argv.push_back("--no-sandbox");
   auto worker = std::make_unique<Worker>();
   worker->process = ChildProcess::Spawn(argv, &worker->channel);

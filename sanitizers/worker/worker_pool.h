@@ -26,7 +26,6 @@ namespace mugai {
 
 struct WorkerPoolOptions {
   std::string executable;  // path of mugai-worker
-  std::vector<std::string> extra_args;
   // Workers confine themselves (sanitizers/sandbox/); false only for
   // measuring what the sandbox costs.
   bool sandbox = true;
