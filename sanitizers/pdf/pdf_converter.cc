@@ -86,13 +86,30 @@ v1::worker::Record Render(PopplerPage* page, const PageSize& size, int page_numb
   return record;
 }
 
+// The job's options over the converter's own; zero fields keep ours.
+PdfConverterOptions ForJob(PdfConverterOptions options, const v1::worker::RenderOptions& render) {
+  if (render.dpi() != 0) options.dpi = render.dpi();
+  if (render.max_pages() != 0) options.max_pages = render.max_pages();
+  if (render.max_page_pixels() != 0) options.max_page_pixels = render.max_page_pixels();
+  if (render.max_total_pixels() != 0) options.max_total_pixels = render.max_total_pixels();
+  return options;
+}
+
+bool ValidDpi(double dpi) { return dpi > 0 && dpi <= 2400; }
+
 }  // namespace
 
 PdfConverter::PdfConverter(PdfConverterOptions options) : options_(options) {
-  if (!(options_.dpi > 0 && options_.dpi <= 2400)) throw std::invalid_argument("PDF rendering DPI out of range");
+  if (!ValidDpi(options_.dpi)) throw std::invalid_argument("PDF rendering DPI out of range");
 }
 
 void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
+  const PdfConverterOptions options = ForJob(options_, input.render);
+  if (!ValidDpi(options.dpi)) throw ConvertError("PDF rendering DPI out of range");
+  const uint32_t shards = std::max(1u, input.render.page_shards());
+  const uint32_t shard = input.render.page_shard();
+  if (shard >= shards) throw ConvertError("page shard out of range");
+
   // Poppler reads the job's bytes where they are; `doc` is gone before
   // they are.
   g_autoptr(GBytes) bytes = g_bytes_new_static(input.content.data(), input.content.size());
@@ -109,9 +126,9 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
 
   const int page_count = poppler_document_get_n_pages(doc.get());
   if (page_count <= 0) throw ConvertError("the PDF has no pages");
-  if (static_cast<uint64_t>(page_count) > options_.max_pages) {
+  if (static_cast<uint64_t>(page_count) > options.max_pages) {
     sink.Finding(finding::kLimitPages, "the PDF has " + std::to_string(page_count) + " pages, more than the limit of " +
-                                    std::to_string(options_.max_pages));
+                                    std::to_string(options.max_pages));
     return;
   }
 
@@ -119,7 +136,7 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   // page costs no rendering of the others.
   std::vector<PageSize> sizes;
   sizes.reserve(page_count);
-  const double scale = options_.dpi / 72;
+  const double scale = options.dpi / 72;
   uint64_t total_pixels = 0;
   for (int i = 0; i < page_count; ++i) {
     PageSize size{};
@@ -131,12 +148,12 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
     const double width = std::max(1.0, std::round(size.width_pt * scale));
     const double height = std::max(1.0, std::round(size.height_pt * scale));
     if (width > kCairoMaxSide || height > kCairoMaxSide ||
-        width * height > static_cast<double>(options_.max_page_pixels)) {
+        width * height > static_cast<double>(options.max_page_pixels)) {
       sink.Finding(finding::kLimitPixels,
                    "page " + std::to_string(i + 1) + " would be " + std::to_string(static_cast<uint64_t>(width)) +
                        " x " + std::to_string(static_cast<uint64_t>(height)) + " pixels at " +
-                       std::to_string(std::lround(options_.dpi)) + " DPI, more than the limit of " +
-                       std::to_string(options_.max_page_pixels) + " pixels or " +
+                       std::to_string(std::lround(options.dpi)) + " DPI, more than the limit of " +
+                       std::to_string(options.max_page_pixels) + " pixels or " +
                        std::to_string(static_cast<int>(kCairoMaxSide)) + " a side");
       return;
     }
@@ -145,16 +162,18 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
     sizes.push_back(size);
     total_pixels += uint64_t{size.width} * size.height;
   }
-  if (total_pixels > options_.max_total_pixels) {
+  if (total_pixels > options.max_total_pixels) {
     sink.Finding(finding::kLimitPixels, "the PDF's " + std::to_string(page_count) + " pages would be " +
                                             std::to_string(total_pixels) + " pixels at " +
-                                            std::to_string(std::lround(options_.dpi)) +
+                                            std::to_string(std::lround(options.dpi)) +
                                             " DPI, more than the limit of " +
-                                            std::to_string(options_.max_total_pixels));
+                                            std::to_string(options.max_total_pixels));
     return;
   }
 
-  for (int i = 0; i < page_count; ++i) sink.Emit(Render(GetPage(doc.get(), i).get(), sizes[i], i + 1));
+  for (int i = static_cast<int>(shard); i < page_count; i += static_cast<int>(shards)) {
+    sink.Emit(Render(GetPage(doc.get(), i).get(), sizes[i], i + 1));
+  }
 }
 
 }  // namespace mugai

@@ -32,7 +32,12 @@ struct PdfConverterOptions {
   uint64_t max_total_pixels = (uint64_t{1} << 30) / 3;
 };
 
-// Emits one Pixels record per page, in page order, or else exactly one
+// The job's RenderOptions override these field by field (a zero field keeps
+// the value here); with page_shards > 1 only the job's share of the pages is
+// rendered, though the limits are checked on the whole document, so every
+// shard of a document reports the same finding.
+//
+// Emits one Pixels record per page (of its shard), in page order, or else exactly one
 // finding and no pixels:
 //   document.encrypted  the document needs a password to open (documents
 //                       with only an owner password open and are rendered)

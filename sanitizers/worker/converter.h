@@ -5,6 +5,7 @@
 // and writes every derivative itself.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -27,6 +28,8 @@ struct ConvertInput {
   std::string_view name;     // claimed name (untrusted, informational)
   std::string_view content;  // the untrusted bytes
   uint64_t max_output_bytes;  // converters stop producing text past this
+  v1::worker::RenderOptions render = {};  // for converters that render
+  std::chrono::milliseconds time_limit{0};  // 0: none beyond the daemon's deadline
 };
 
 class Converter {
