@@ -22,11 +22,21 @@ PACKAGES=(
   # converters
   libuchardet-dev libxml2-dev libarchive-dev libgmime-3.0-dev
   libpoppler-glib-dev poppler-data libcairo2-dev libvips-dev fonts-noto-cjk
+  # Office documents: LibreOffice headless (mugai-office-worker)
+  libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
+  # BMP decoding (libvips 8.14 has no BMP loader but ImageMagick's)
+  libgdk-pixbuf-2.0-dev
+  # writing flattened PDFs: palette quantization, deflate, the PDF writer
+  libimagequant-dev zlib1g-dev libqpdf-dev
   # sandbox, stores, hashes, milter, config
   libseccomp-dev libsqlite3-dev libpq-dev libssl-dev libmilter-dev
   libtomlplusplus-dev
   # tests
   libgtest-dev libgmock-dev grpc-proto
+  # document tests and the PDF benchmark: checking and rendering PDFs, the
+  # reference LibreOffice conversions, the Dangerzone-equivalent pipeline
+  poppler-utils qpdf python3-fitz
+  libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
 )
 
 install_packages() {

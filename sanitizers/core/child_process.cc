@@ -42,6 +42,32 @@ class SpawnAttributes {
   posix_spawnattr_t attr_;
 };
 
+// posix_spawn with `actions`, a clean signal state and a process group of
+// its own; returns the pid.
+pid_t Launch(const std::vector<std::string>& argv, std::vector<std::string> env, FileActions& actions) {
+  std::vector<char*> args;
+  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  std::vector<char*> envp;
+  for (std::string& var : env) envp.push_back(var.data());
+  envp.push_back(nullptr);
+
+  SpawnAttributes attr;
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(attr.get(), &none);
+  posix_spawnattr_setsigdefault(attr.get(), &all);
+  posix_spawnattr_setpgroup(attr.get(), 0);
+  posix_spawnattr_setflags(attr.get(),
+                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
+  pid_t pid = -1;
+  if (int rc = posix_spawn(&pid, args[0], actions.get(), attr.get(), args.data(), envp.data()); rc != 0) {
+    throw std::system_error(rc, std::generic_category(), "cannot start " + argv[0]);
+  }
+  return pid;
+}
+
 }  // namespace
 
 ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd* channel) {
@@ -57,10 +83,6 @@ ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd*
     throw std::system_error(errno, std::generic_category(), "fcntl(O_NONBLOCK)");
   }
 
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-
   // The daemon's environment may hold secrets; the child gets only what the
   // sanitizer runtimes of a test build read.
   std::vector<std::string> kept;
@@ -71,9 +93,6 @@ ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd*
       kept.emplace_back(var);
     }
   }
-  std::vector<char*> env;
-  for (std::string& var : kept) env.push_back(var.data());
-  env.push_back(nullptr);
 
   FileActions actions;
   // No terminal input, no output mixed into the daemon's; stderr stays,
@@ -83,22 +102,19 @@ ChildProcess ChildProcess::Spawn(const std::vector<std::string>& argv, UniqueFd*
   // dup2 onto itself clears FD_CLOEXEC, so fd 3 survives even if it already is 3.
   posix_spawn_file_actions_adddup2(actions.get(), theirs.get(), kChannelFd);
   posix_spawn_file_actions_addclosefrom_np(actions.get(), kChannelFd + 1);
-  SpawnAttributes attr;
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(attr.get(), &none);
-  posix_spawnattr_setsigdefault(attr.get(), &all);
-  posix_spawnattr_setpgroup(attr.get(), 0);
-  posix_spawnattr_setflags(attr.get(),
-                           POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
-  pid_t pid = -1;
-  if (int rc = posix_spawn(&pid, args[0], actions.get(), attr.get(), args.data(), env.data()); rc != 0) {
-    throw std::system_error(rc, std::generic_category(), "cannot start " + argv[0]);
-  }
   ChildProcess child;
-  child.pid_ = pid;
+  child.pid_ = Launch(argv, std::move(kept), actions);
   *channel = std::move(ours);
+  return child;
+}
+
+ChildProcess ChildProcess::SpawnProgram(const std::vector<std::string>& argv,
+                                        const std::vector<std::string>& env, const int (&stdio)[3]) {
+  FileActions actions;
+  for (int fd = 0; fd < 3; ++fd) posix_spawn_file_actions_adddup2(actions.get(), stdio[fd], fd);
+  posix_spawn_file_actions_addclosefrom_np(actions.get(), 3);
+  ChildProcess child;
+  child.pid_ = Launch(argv, env, actions);
   return child;
 }
 
@@ -118,6 +134,10 @@ void ChildProcess::Signal(int signo) const {
   if (pid_ > 0) ::kill(pid_, signo);
 }
 
+void ChildProcess::SignalGroup(int signo) const {
+  if (pid_ > 0) ::kill(-pid_, signo);
+}
+
 bool ChildProcess::Exited() {
   if (pid_ <= 0) return true;
   int status = 0;
@@ -126,20 +146,25 @@ bool ChildProcess::Exited() {
   return true;
 }
 
-int ChildProcess::Reap(std::chrono::milliseconds grace) {
+std::optional<int> ChildProcess::Wait(std::chrono::milliseconds timeout) {
   int status = 0;
   if (pid_ <= 0) return status;
-  const auto give_up = std::chrono::steady_clock::now() + grace;
+  const auto give_up = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     pid_t r = ::waitpid(pid_, &status, WNOHANG);
     if (r == pid_ || (r < 0 && errno != EINTR)) break;
-    if (std::chrono::steady_clock::now() >= give_up) {
-      ::kill(pid_, SIGKILL);
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      break;
-    }
+    if (std::chrono::steady_clock::now() >= give_up) return std::nullopt;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  pid_ = -1;
+  return status;
+}
+
+int ChildProcess::Reap(std::chrono::milliseconds grace) {
+  if (std::optional<int> status = Wait(grace)) return *status;
+  int status = 0;
+  ::kill(pid_, SIGKILL);
+  while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
   }
   pid_ = -1;
   return status;

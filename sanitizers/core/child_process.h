@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,14 @@ class ChildProcess {
   // channel. Throws std::system_error.
   static ChildProcess Spawn(const std::vector<std::string>& argv, UniqueFd* channel);
 
+  // Starts a program with no channel, for a worker that runs one of its
+  // own: exactly `env` as its environment, `stdio` (which must be open) as
+  // its fds 0, 1 and 2, nothing else inherited, in its own process group
+  // (so SignalGroup reaches whatever it starts in turn). Throws
+  // std::system_error.
+  static ChildProcess SpawnProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                                   const int (&stdio)[3]);
+
   ChildProcess() = default;
   ChildProcess(ChildProcess&& other) noexcept;
   ChildProcess& operator=(ChildProcess&& other) noexcept;
@@ -37,9 +46,15 @@ class ChildProcess {
   pid_t pid() const { return pid_; }  // -1 once reaped
 
   void Signal(int signo) const;
+  // The child's whole process group (it leads one; see Spawn).
+  void SignalGroup(int signo) const;
 
   // Without blocking: true when the child has exited (it is then reaped).
   bool Exited();
+
+  // Waits up to `timeout` for the child to exit; returns its wait status
+  // (it is then reaped), or nullopt if it is still running.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
 
   // Waits up to `grace` for the child to exit, then kills it, and reaps it.
   // Returns its wait status (0 when it was already reaped). A child that

@@ -1,32 +1,46 @@
-// Trusted side: writes the flattened PDF that replaces a document, from the
-// page images a worker rendered (sanitizers/pdf/pdf_converter.h). Its input
-// is primitive data only, so whatever the original contained, the output
-// holds nothing but one image per page: no text, fonts, links, annotations,
-// forms, scripts, attachments or metadata of the original (cairo adds its
-// own /Producer and /CreationDate).
+// Trusted side: writes the flattened PDF that replaces a document, one page
+// at a time, from page images a worker rendered and EncodePage
+// (sanitizers/pdf/page_encoding.h) encoded. Its input is primitive data
+// only, so whatever the original contained, the output holds nothing but one
+// image per page: no text, fonts, links, annotations, forms, scripts,
+// attachments, outlines or metadata of the original (and no /Info of its
+// own). qpdf writes the file, embedding each page's stream as encoded.
 #pragma once
 
-#include <cstdint>
+#include <memory>
 #include <string>
-#include <string_view>
-#include <vector>
+
+#include "sanitizers/pdf/page_encoding.h"
+
+class QPDF;
 
 namespace mugai {
 
-// One page as pixels, row-major: channels 1 (gray), 3 (RGB) or 4 (RGBA, not
-// premultiplied; composited onto white).
-struct PageImage {
-  uint32_t width, height, channels;
-  std::string_view data;  // width * height * channels bytes
-};
+class FlattenedPdfWriter {
+ public:
+  // Pages are rendered at `dpi`: a page image of W x H pixels becomes a page
+  // of W * 72 / dpi by H * 72 / dpi points. Throws std::invalid_argument
+  // unless 0 < dpi <= 2400.
+  explicit FlattenedPdfWriter(double dpi);
+  ~FlattenedPdfWriter();
+  FlattenedPdfWriter(const FlattenedPdfWriter&) = delete;
+  FlattenedPdfWriter& operator=(const FlattenedPdfWriter&) = delete;
 
-// Returns a PDF with one page per image, in order, each page
-// width * 72 / dpi by height * 72 / dpi points and filled by its image.
-// Requires a non-empty `pages`, dpi > 0 and every image well-formed (the
-// daemon validated them already); throws std::invalid_argument otherwise, so
-// a caller that skipped the check fails closed. Throws std::runtime_error
-// when cairo fails (std::bad_alloc when it runs out of memory), including
-// for an image wider or taller than cairo's 32767 pixels.
-std::string WriteFlattenedPdf(const std::vector<PageImage>& pages, double dpi);
+  // Appends a page filled by `page`. The writer keeps the encoded stream
+  // (not the pixels), so memory grows with the size of the output only.
+  // Throws std::invalid_argument for an inconsistent page.
+  void AddPage(EncodedPage page);
+
+  size_t pages() const { return pages_; }
+
+  // The PDF. Throws std::logic_error when no page was added, and
+  // std::runtime_error when qpdf fails. The writer is spent afterwards.
+  std::string Finish();
+
+ private:
+  const double scale_;  // points per pixel
+  std::unique_ptr<QPDF> pdf_;
+  size_t pages_ = 0;
+};
 
 }  // namespace mugai

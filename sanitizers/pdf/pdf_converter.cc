@@ -92,6 +92,7 @@ PdfConverterOptions ForJob(PdfConverterOptions options, const v1::worker::Render
   if (render.max_pages() != 0) options.max_pages = render.max_pages();
   if (render.max_page_pixels() != 0) options.max_page_pixels = render.max_page_pixels();
   if (render.max_total_pixels() != 0) options.max_total_pixels = render.max_total_pixels();
+  if (render.max_page_side() != 0) options.max_page_side = render.max_page_side();
   return options;
 }
 
@@ -147,14 +148,15 @@ void PdfConverter::Convert(const ConvertInput& input, RecordSink& sink) {
     }
     const double width = std::max(1.0, std::round(size.width_pt * scale));
     const double height = std::max(1.0, std::round(size.height_pt * scale));
-    if (width > kCairoMaxSide || height > kCairoMaxSide ||
+    const double max_side = std::min<double>(kCairoMaxSide, options.max_page_side);
+    if (width > max_side || height > max_side ||
         width * height > static_cast<double>(options.max_page_pixels)) {
       sink.Finding(finding::kLimitPixels,
                    "page " + std::to_string(i + 1) + " would be " + std::to_string(static_cast<uint64_t>(width)) +
                        " x " + std::to_string(static_cast<uint64_t>(height)) + " pixels at " +
                        std::to_string(std::lround(options.dpi)) + " DPI, more than the limit of " +
                        std::to_string(options.max_page_pixels) + " pixels or " +
-                       std::to_string(static_cast<int>(kCairoMaxSide)) + " a side");
+                       std::to_string(static_cast<int>(max_side)) + " a side");
       return;
     }
     size.width = static_cast<uint32_t>(width);

@@ -24,6 +24,10 @@ struct PdfConverterOptions {
   // to fit, which would deliver an unreadable copy as if it were the
   // document. The default fits A0 at 150 DPI (35 million pixels).
   uint64_t max_page_pixels = 40'000'000;
+  // Width or height of one page image. Dangerzone's limit: a page of more
+  // than 10000 pixels a side at 150 DPI is 1.7 m long, a crafted page rather
+  // than a document (A0 is 7022 pixels high).
+  uint32_t max_page_side = 10'000;
   // Width * height of all the pages together, limit.pixels too. The daemon
   // accepts so many pixel bytes per job (RecordLimits::max_pixel_bytes), and a
   // document over it should hear why before any page is rendered, not be
@@ -43,7 +47,7 @@ struct PdfConverterOptions {
 //                       with only an owner password open and are rendered)
 //   limit.pages         more than max_pages pages
 //   limit.pixels        a page over max_page_pixels, or wider or taller than
-//                       cairo can render (32767 pixels), or all pages
+//                       max_page_side (or cairo's 32767 pixels), or all pages
 //                       together over max_total_pixels
 // Every page's size is checked before the first is rendered. Throws
 // ConvertError when Poppler cannot open the document, when it has no pages,

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "mugai/v1/report.pb.h"
+#include "sanitizers/pipeline/document_flattener.h"
 #include "sanitizers/scan/scanner_client.h"
 #include "sanitizers/worker/worker_pool.h"
 
@@ -39,8 +40,15 @@ struct SanitizedFile {
 
 class FileSanitizer {
  public:
-  FileSanitizer(ScannerClient& scanner, WorkerPool& workers, PipelineLimits limits)
-      : scanner_(scanner), workers_(workers), limits_(limits) {}
+  // `office_workers` run LibreOffice (mugai-office-worker); without them
+  // Office documents are held with type.blocked.
+  FileSanitizer(ScannerClient& scanner, WorkerPool& workers, PipelineLimits limits,
+                FlattenOptions documents = {}, WorkerPool* office_workers = nullptr)
+      : scanner_(scanner),
+        workers_(workers),
+        office_workers_(office_workers),
+        limits_(limits),
+        documents_(documents) {}
 
   // Thread-safe. Always returns a report with exactly one outcome.
   SanitizedFile Sanitize(const FileSubmission& file) const;
@@ -50,7 +58,9 @@ class FileSanitizer {
  private:
   ScannerClient& scanner_;
   WorkerPool& workers_;
+  WorkerPool* const office_workers_;
   const PipelineLimits limits_;
+  const FlattenOptions documents_;
 };
 
 // The report for an upload refused before the pipeline ran (too large,

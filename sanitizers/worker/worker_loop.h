@@ -4,10 +4,13 @@
 // finding, never a half-finished job.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string_view>
 
+#include "sanitizers/sandbox/sandbox.h"
 #include "sanitizers/worker/converter.h"
 
 namespace mugai {
@@ -26,11 +29,26 @@ int RunWorkerLoop(int fd, const ConverterFactory& factory);
 // The converters of the production worker (text, html, ...).
 std::unique_ptr<Converter> MakeBuiltinConverter(std::string_view name);
 
-// main() of a worker executable:
+// The command line every worker executable takes (the pool passes it):
 //   WORKER [--no-sandbox] [--memory-bytes N]
-// Warms the converters up (libraries load their tables and modules now,
-// while files can still be opened), enters the sandbox, sends a
-// WorkerHello, then runs the job loop on fd 3.
+struct WorkerFlags {
+  bool sandbox = true;
+  uint64_t memory_bytes = uint64_t{1} << 30;
+};
+// nullopt (and a log line) for a command line that is not one.
+std::optional<WorkerFlags> ParseWorkerFlags(int argc, char** argv);
+
+// The rest of a worker's life: enters the sandbox (unless flags say not
+// to), sends a WorkerHello, then runs the job loop on fd 3. `warm_up` runs
+// inside the sandbox's root but before it is locked down (EnterRoot, then
+// LockDown: see sanitizers/sandbox/sandbox.h), so converters load their
+// tables and modules from the files the policy binds, and may start the
+// threads they keep, before seccomp. Returns main()'s exit code.
+int ConfineAndServe(const WorkerFlags& flags, const SandboxPolicy& policy, const ConverterFactory& factory,
+                    const std::function<void()>& warm_up = {});
+
+// main() of the production worker: ConfineAndServe with ConverterPolicy,
+// warming every converter up on small samples.
 int WorkerMain(int argc, char** argv, const ConverterFactory& factory);
 
 }  // namespace mugai

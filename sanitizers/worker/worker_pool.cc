@@ -123,6 +123,16 @@ void WorkerPool::ReturnIdle(std::unique_ptr<Worker> worker) {
 }
 
 JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds) {
+  std::vector<v1::worker::Record> records;
+  JobResult result = Run(std::move(job), deadline, kinds, [&records](v1::worker::Record record) {
+    records.push_back(std::move(record));
+    return true;
+  });
+  result.records = std::move(records);
+  return result;
+}
+
+JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds, const RecordHandler& handler) {
   {
     std::lock_guard lock(mutex_);
     job.set_id(next_job_id_++);
@@ -147,7 +157,7 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds
     }
   }
   ++worker->jobs;
-  JobResult result = RunOn(*worker, job, deadline, kinds);
+  JobResult result = RunOn(*worker, job, deadline, kinds, handler);
   Release(std::move(worker), result.status == JobStatus::kOk);
   return result;
 }
@@ -172,7 +182,7 @@ JobResult Ended(int wait_status) {
 }  // namespace
 
 JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline,
-                            unsigned kinds) {
+                            unsigned kinds, const RecordHandler& handler) {
   const int fd = worker.channel.get();
   JobResult result;
   // A worker that died while idle shows up here as a failed write or an
@@ -215,7 +225,11 @@ JobResult WorkerPool::RunOn(Worker& worker, const v1::worker::Job& job, Deadline
       result.status = JobStatus::kOk;
       return result;
     }
-    result.records.push_back(std::move(record));
+    if (!handler(std::move(record))) {
+      result.status = JobStatus::kAbandoned;
+      result.detail = "the job was stopped before it finished";
+      return result;
+    }
   }
 }
 

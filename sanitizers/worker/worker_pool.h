@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,6 +43,7 @@ enum class JobStatus {
   kCrashed,    // the worker died or closed the channel mid-job
   kTimeout,    // deadline passed (waiting for a worker, or for the job)
   kViolation,  // the worker broke the protocol or a limit
+  kAbandoned,  // the caller's RecordHandler stopped the job
 };
 
 struct JobResult {
@@ -49,6 +51,11 @@ struct JobResult {
   std::string detail;  // readable cause for anything but kOk
   std::vector<v1::worker::Record> records;  // validated; Done excluded
 };
+
+// Takes each validated record of a job as it arrives, on the thread that
+// called Run. Returning false abandons the job: the worker is killed and
+// replaced, and Run returns kAbandoned.
+using RecordHandler = std::function<bool(v1::worker::Record record)>;
 
 class WorkerPool {
  public:
@@ -63,6 +70,11 @@ class WorkerPool {
   // Runs `job` on a free worker; its id is assigned here. `kinds`
   // (RecordKinds) are the records the job's converter may produce.
   JobResult Run(v1::worker::Job job, Deadline deadline, unsigned kinds);
+
+  // As above, but each record goes to `handler` as it arrives instead of
+  // into JobResult::records, so a caller can stream a job's output (pages
+  // of a document) without holding all of it.
+  JobResult Run(v1::worker::Job job, Deadline deadline, unsigned kinds, const RecordHandler& handler);
 
   unsigned size() const { return options_.size; }
   // Workers replaced so far because of a failure (not routine recycling).
@@ -95,7 +107,8 @@ class WorkerPool {
   // The replacer thread: kills retired workers and starts their successors.
   void ReplaceLoop();
   std::unique_ptr<Worker> SpawnWorker();
-  JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline, unsigned kinds);
+  JobResult RunOn(Worker& worker, const v1::worker::Job& job, Deadline deadline, unsigned kinds,
+                  const RecordHandler& handler);
 
   const WorkerPoolOptions options_;
   mutable std::mutex mutex_;

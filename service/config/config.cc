@@ -109,6 +109,11 @@ Config LoadConfig(const std::string& path) {
     t.Number("memory_bytes", &config.worker_memory_bytes, int64_t{64} << 20, int64_t{64} << 30);
     t.Bool("sandbox", &config.worker_sandbox);
   });
+  reader.Table("office", [&](TableReader& t) {
+    t.Number("workers", &config.office_workers, 0, 64);
+    t.String("executable", &config.office_executable);
+    t.Number("memory_bytes", &config.office_memory_bytes, int64_t{256} << 20, int64_t{64} << 30);
+  });
   reader.Table("scanner", [&](TableReader& t) {
     t.Number("threads", &config.scanner_threads, 0, 256);
     t.Number("signature_check_seconds", &config.signature_check_seconds, 1, 86400);
@@ -120,6 +125,18 @@ Config LoadConfig(const std::string& path) {
     int64_t item_seconds = config.limits.item_time.count() / 1000;
     t.Number("item_seconds", &item_seconds, 1, 3600);
     config.limits.item_time = std::chrono::seconds(item_seconds);
+  });
+  reader.Table("documents", [&](TableReader& t) {
+    FlattenOptions& d = config.documents;
+    t.Number("dpi", &d.dpi, 36, 600);
+    t.Number("max_pages", &d.max_pages, 1, 100'000);
+    t.Number("max_page_pixels", &d.max_page_pixels, 1, int64_t{1} << 31);
+    t.Number("max_page_side", &d.max_page_side, 1, 32767);
+    t.Number("max_total_pixels", &d.max_total_pixels, 1, int64_t{1} << 40);
+    t.Number("render_workers", &d.workers, 1, 64);
+    t.Number("palette_colors", &d.encoding.palette_colors, 2, 256);
+    t.Number("gray_palette_colors", &d.encoding.gray_palette_colors, 2, 256);
+    t.Number("jpeg_quality", &d.encoding.jpeg_quality, 1, 100);
   });
   reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
   reader.RejectUnknown();

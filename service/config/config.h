@@ -24,11 +24,17 @@ struct Config {
   std::string worker_executable;   // empty: mugai-worker beside mugaid
   uint64_t worker_memory_bytes = uint64_t{1} << 30;
   bool worker_sandbox = true;      // false only to measure what it costs
+  // LibreOffice workers (mugai-office-worker) for Office documents; 0: none,
+  // and Office documents are blocked.
+  unsigned office_workers = 1;
+  std::string office_executable;  // empty: mugai-office-worker beside mugaid
+  uint64_t office_memory_bytes = uint64_t{2} << 30;
   unsigned scanner_threads = 0;    // 0: one per CPU
   unsigned signature_check_seconds = 10;
   std::string scanner_executable;  // empty: mugai-scanner beside mugaid
 
   PipelineLimits limits;
+  FlattenOptions documents;
   unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this
 };
 

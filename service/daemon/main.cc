@@ -16,6 +16,7 @@
 
 #include "mugai/version.h"
 #include "sanitizers/core/log.h"
+#include "sanitizers/image/image_encoder.h"
 #include "service/config/config.h"
 #include "service/daemon/services.h"
 
@@ -133,6 +134,9 @@ int Run(int argc, char** argv) {
   pool_options.max_jobs_per_worker = config.worker_max_jobs;
   pool_options.max_job_bytes = config.limits.max_file_bytes + (1u << 20);
   pool_options.record_limits.max_text_bytes = config.limits.max_text_bytes;
+  // One job renders at most all of a document's pages, 4 bytes a pixel.
+  pool_options.record_limits.max_pixels = config.documents.max_page_pixels;
+  pool_options.record_limits.max_pixel_bytes = config.documents.max_total_pixels * 4;
   pool_options.memory_bytes = config.worker_memory_bytes;
   pool_options.sandbox = config.worker_sandbox;
   WorkerPool pool(pool_options);
@@ -143,7 +147,23 @@ int Run(int argc, char** argv) {
   for (const std::string& p : engine.protections()) LogInfo("scanner sandbox: " + p);
   for (const std::string& warning : OperatorWarnings(engine, hello)) LogWarn("*** " + warning + " ***");
 
-  FileSanitizer sanitizer(scanner, pool, config.limits);
+  std::unique_ptr<WorkerPool> office_pool;
+  if (config.office_workers > 0) {
+    WorkerPoolOptions office_options = pool_options;
+    office_options.executable = BesideSelf(config.office_executable, "mugai-office-worker");
+    office_options.size = config.office_workers;
+    office_options.memory_bytes = config.office_memory_bytes;
+    office_pool = std::make_unique<WorkerPool>(office_options);
+    office_pool->Start();
+    LogInfo(std::to_string(office_pool->size()) + " Office workers started (" + office_options.executable + ")");
+    const v1::worker::WorkerHello office_hello = office_pool->protections();
+    for (const std::string& p : office_hello.protections()) LogInfo("Office worker sandbox: " + p);
+  } else {
+    LogWarn("no Office workers: Office documents are blocked");
+  }
+
+  InitVips();
+  FileSanitizer sanitizer(scanner, pool, config.limits, config.documents, office_pool.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

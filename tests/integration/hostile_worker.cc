@@ -113,6 +113,17 @@ class HostileConverter : public Converter {
       pixels->set_channels(3);
       pixels->set_data(std::string(16, '\0'));
       sink.Emit(std::move(record));
+    } else if (command == "MUGAI-TEST:many-pages") {
+      // Well-formed pages, as many as it likes, whatever the job's limits.
+      for (int i = 0; i < 5; ++i) {
+        v1::worker::Record record;
+        v1::worker::Pixels* pixels = record.mutable_pixels();
+        pixels->set_width(10);
+        pixels->set_height(10);
+        pixels->set_channels(3);
+        pixels->set_data(std::string(300, '\x80'));
+        sink.Emit(std::move(record));
+      }
     } else {
       honest_->Convert(input, sink);
     }

@@ -29,11 +29,35 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(sample.worker_memory_bytes, defaults.worker_memory_bytes);
   EXPECT_EQ(sample.worker_sandbox, defaults.worker_sandbox);
   EXPECT_EQ(sample.scanner_threads, defaults.scanner_threads);
+  EXPECT_EQ(sample.office_workers, defaults.office_workers);
+  EXPECT_EQ(sample.office_executable, defaults.office_executable);
+  EXPECT_EQ(sample.office_memory_bytes, defaults.office_memory_bytes);
   EXPECT_EQ(sample.signature_check_seconds, defaults.signature_check_seconds);
   EXPECT_EQ(sample.limits.max_file_bytes, defaults.limits.max_file_bytes);
   EXPECT_EQ(sample.limits.max_text_bytes, defaults.limits.max_text_bytes);
   EXPECT_EQ(sample.limits.item_time, defaults.limits.item_time);
   EXPECT_EQ(sample.shutdown_grace_seconds, defaults.shutdown_grace_seconds);
+  const FlattenOptions &d = sample.documents, &e = defaults.documents;
+  EXPECT_EQ(d.dpi, e.dpi);
+  EXPECT_EQ(d.max_pages, e.max_pages);
+  EXPECT_EQ(d.max_page_pixels, e.max_page_pixels);
+  EXPECT_EQ(d.max_page_side, e.max_page_side);
+  EXPECT_EQ(d.max_total_pixels, e.max_total_pixels);
+  EXPECT_EQ(d.workers, e.workers);
+  EXPECT_EQ(d.encoding.palette_colors, e.encoding.palette_colors);
+  EXPECT_EQ(d.encoding.gray_palette_colors, e.encoding.gray_palette_colors);
+  EXPECT_EQ(d.encoding.jpeg_quality, e.encoding.jpeg_quality);
+}
+
+TEST(Config, DocumentLimits) {
+  Config c = LoadConfig(WriteConfig("[documents]\ndpi = 200\nmax_pages = 50\nrender_workers = 1\n"));
+  EXPECT_EQ(c.documents.dpi, 200);
+  EXPECT_EQ(c.documents.max_pages, 50u);
+  EXPECT_EQ(c.documents.workers, 1u);
+  EXPECT_THROW(LoadConfig(WriteConfig("[documents]\ndpi = 0\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[documents]\nmax_pages = 0\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[documents]\njpeg_quality = 101\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[documents]\npages = 3\n")), ConfigError);
 }
 
 TEST(Config, ValuesOverrideDefaults) {

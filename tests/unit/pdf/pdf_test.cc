@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "sanitizers/pdf/flattened_pdf.h"
+#include "sanitizers/pdf/page_encoding.h"
 #include "sanitizers/pdf/pdf_converter.h"
 #include "tests/unit/test_support.h"
 
@@ -123,10 +124,17 @@ size_t Ink(const v1::worker::Pixels& page) {
   return ink;
 }
 
-std::vector<PageImage> AsPageImages(const std::vector<v1::worker::Pixels>& pixels) {
-  std::vector<PageImage> pages;
+std::vector<PixelView> AsPageImages(const std::vector<v1::worker::Pixels>& pixels) {
+  std::vector<PixelView> pages;
   for (const auto& p : pixels) pages.push_back({p.width(), p.height(), p.channels(), p.data()});
   return pages;
+}
+
+// The flattened PDF of `pages`, each encoded as the daemon encodes it.
+std::string WriteFlattenedPdf(const std::vector<PixelView>& pages, double dpi) {
+  FlattenedPdfWriter writer(dpi);
+  for (const PixelView& page : pages) writer.AddPage(EncodePage(page));
+  return writer.Finish();
 }
 
 TEST(PdfConverter, RendersEveryPageAtTheRequestedDpi) {
@@ -257,14 +265,17 @@ TEST(PdfConverter, TooManyPixelsInAllIsAFindingAndNoPixels) {
   EXPECT_EQ(ConvertCorpusFile(kSample, {.max_total_pixels = 4 * 1275 * 1650}).Pixels().size(), 4u);
 }
 
-TEST(PdfConverter, WiderThanCairoCanRenderIsAFinding) {
+TEST(PdfConverter, PagesLongerThanTheSideLimitAreAFinding) {
   // 10001 x 1 points: 20835 x 2 pixels at 150 DPI, 41671 x 4 at 300 DPI.
-  const char* path = "dangerzone-test-docs/test_docs/sample_bad_max_width.pdf";
-  std::vector<v1::worker::Pixels> pages = ConvertCorpusFile(path).Pixels();
-  ASSERT_EQ(pages.size(), 1u);
-  EXPECT_EQ(pages[0].width(), 20835u);
-  EXPECT_EQ(pages[0].height(), 2u);
-  EXPECT_EQ(ConvertCorpusFile(path, {.dpi = 300}).OnlyFinding(), "limit.pixels");
+  for (const char* path : {"dangerzone-test-docs/test_docs/sample_bad_max_width.pdf",
+                           "dangerzone-test-docs/test_docs/sample_bad_max_height.pdf"}) {
+    EXPECT_EQ(ConvertCorpusFile(path).OnlyFinding(), "limit.pixels") << path;
+    // Without the side limit, cairo's own (32767) is the bound.
+    std::vector<v1::worker::Pixels> pages = ConvertCorpusFile(path, {.max_page_side = 40'000}).Pixels();
+    ASSERT_EQ(pages.size(), 1u) << path;
+    EXPECT_EQ(std::max(pages[0].width(), pages[0].height()), 20835u) << path;
+    EXPECT_EQ(ConvertCorpusFile(path, {.dpi = 300, .max_page_side = 40'000}).OnlyFinding(), "limit.pixels") << path;
+  }
 }
 
 TEST(PdfConverter, RejectsAnUnusableDpi) {
@@ -303,8 +314,8 @@ TEST(FlattenedPdf, RoundTripKeepsPagesAndNothingElse) {
 }
 
 // Rendering the flattened PDF again at the same resolution gives back the
-// pixels it was made from: the image fills its page exactly and is stored
-// losslessly.
+// pixels it was made from, to within the palette reduction of anti-aliased
+// edges: the image fills its page exactly.
 TEST(FlattenedPdf, RoundTripKeepsThePixels) {
   std::vector<v1::worker::Pixels> first = ConvertCorpusFile(kSample).Pixels();
   ASSERT_EQ(first.size(), 4u);
@@ -320,7 +331,7 @@ TEST(FlattenedPdf, RoundTripKeepsThePixels) {
     for (size_t j = 0; j < a.size(); ++j) {
       difference += std::abs(int{static_cast<unsigned char>(a[j])} - int{static_cast<unsigned char>(b[j])});
     }
-    EXPECT_LT(static_cast<double>(difference) / a.size(), 1.0) << i;
+    EXPECT_LT(static_cast<double>(difference) / a.size(), 2.0) << i;
   }
 }
 
@@ -378,18 +389,22 @@ TEST(FlattenedPdf, GrayAndRgbaPagesComeOutRight) {
 }
 
 TEST(FlattenedPdf, RejectsMalformedInput) {
-  std::string three(3, '\0');
-  EXPECT_THROW(WriteFlattenedPdf({}, 150), std::invalid_argument);
-  EXPECT_THROW(WriteFlattenedPdf({{1, 1, 3, three}}, 0), std::invalid_argument);
-  EXPECT_THROW(WriteFlattenedPdf({{1, 1, 2, three}}, 150), std::invalid_argument);
-  EXPECT_THROW(WriteFlattenedPdf({{1, 2, 3, three}}, 150), std::invalid_argument);
-  EXPECT_THROW(WriteFlattenedPdf({{0, 1, 3, ""}}, 150), std::invalid_argument);
-  EXPECT_NO_THROW(WriteFlattenedPdf({{1, 1, 3, three}}, 150));
-}
-
-TEST(FlattenedPdf, TooWideForCairoThrows) {
-  std::string row(40000, '\0');
-  EXPECT_THROW(WriteFlattenedPdf({{40000, 1, 1, row}}, 150), std::runtime_error);
+  EXPECT_THROW(FlattenedPdfWriter(0), std::invalid_argument);
+  EXPECT_THROW(FlattenedPdfWriter(NAN), std::invalid_argument);
+  EXPECT_THROW(FlattenedPdfWriter(150).Finish(), std::logic_error);
+  FlattenedPdfWriter writer(150);
+  EncodedPage page = EncodePage({1, 1, 3, std::string(3, '\0')});
+  EncodedPage bad_palette = page;
+  bad_palette.palette += "abcdef";  // 3 colours for 1 bit a pixel
+  EXPECT_THROW(writer.AddPage(bad_palette), std::invalid_argument);
+  EncodedPage bad_depth = page;
+  bad_depth.bits_per_component = 3;
+  EXPECT_THROW(writer.AddPage(bad_depth), std::invalid_argument);
+  EncodedPage empty = page;
+  empty.data.clear();
+  EXPECT_THROW(writer.AddPage(empty), std::invalid_argument);
+  writer.AddPage(page);
+  EXPECT_TRUE(writer.Finish().starts_with("%PDF-"));
 }
 
 }  // namespace
