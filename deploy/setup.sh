@@ -27,7 +27,7 @@ PACKAGES=(
   # BMP decoding (libvips 8.14 has no BMP loader but ImageMagick's)
   libgdk-pixbuf-2.0-dev
   # writing flattened PDFs: palette quantization, deflate, the PDF writer
-  libimagequant-dev zlib1g-dev libqpdf-dev
+  libimagequant-dev libdeflate-dev libqpdf-dev
   # sandbox, stores, hashes, milter, config
   libseccomp-dev libsqlite3-dev libpq-dev libssl-dev libmilter-dev
   libtomlplusplus-dev

@@ -7,13 +7,12 @@
 #include <string>
 #include <utility>
 
+#include "sanitizers/core/glib_handles.h"
+
 namespace mugai {
 namespace {
 
-struct GFree {
-  void operator()(gchar* p) const { g_free(p); }
-};
-using OwnedString = std::unique_ptr<gchar, GFree>;
+using OwnedString = GMallocPtr<gchar>;
 
 // Untrusted text quoted for a reason line: invalid UTF-8 becomes U+FFFD, and
 // controls and format characters (bidi overrides, zero-width characters) are

@@ -12,20 +12,14 @@
 #include <stdexcept>
 #include <string_view>
 
+#include "sanitizers/core/glib_handles.h"
 #include "sanitizers/core/findings.h"
 
 namespace mugai {
 namespace {
 
-struct ObjectUnref {
-  void operator()(gpointer object) const { g_object_unref(object); }
-};
-using UniqueImage = std::unique_ptr<VipsImage, ObjectUnref>;
-using UniqueSource = std::unique_ptr<VipsSource, ObjectUnref>;
-
-struct GFree {
-  void operator()(void* p) const { g_free(p); }
-};
+using UniqueImage = GObjectPtr<VipsImage>;
+using UniqueSource = GObjectPtr<VipsSource>;
 
 // The only loaders that may run, each from a memory source. libvips 8.14
 // flags ppmload and svgload as untrusted (not fuzzed as the others are);
@@ -169,16 +163,11 @@ v1::worker::Record Decode(const UniqueImage& image) {
   const uint32_t width = vips_image_get_width(image.get());
   const uint32_t height = vips_image_get_height(image.get());
   const uint32_t channels = vips_image_get_bands(image.get());
-  v1::worker::Record record;
-  v1::worker::Pixels* pixels = record.mutable_pixels();
-  pixels->set_width(width);
-  pixels->set_height(height);
-  pixels->set_channels(channels);
-  std::string* data = pixels->mutable_data();
-  data->resize(size_t{width} * height * channels);
+  v1::worker::Record record = PixelsRecord(width, height, channels);
+  std::string* data = record.mutable_pixels()->mutable_data();
   RowTarget target{data->data(), size_t{width} * channels};
   if (vips_sink_disc(image.get(), CopyRows, &target) != 0) ThrowVipsError("cannot decode the image");
-  DropOpaqueAlpha(*pixels);
+  DropOpaqueAlpha(*record.mutable_pixels());
   return record;
 }
 
@@ -260,18 +249,13 @@ void ConvertBmp(std::string_view bmp, uint64_t max_pixels, RecordSink& sink) {
   if (gdk_pixbuf_get_bits_per_sample(pixbuf) != 8 || (channels != 3 && channels != 4)) {
     throw ConvertError("the BMP decoder returned an unexpected pixel format");
   }
-  v1::worker::Record record;
-  v1::worker::Pixels* pixels = record.mutable_pixels();
-  pixels->set_width(width);
-  pixels->set_height(height);
-  pixels->set_channels(channels);
-  std::string* data = pixels->mutable_data();
+  v1::worker::Record record = PixelsRecord(width, height, channels);
+  std::string* data = record.mutable_pixels()->mutable_data();
   const size_t line_bytes = size_t{width} * channels;
-  data->resize(line_bytes * height);
   const guint8* rows = gdk_pixbuf_read_pixels(pixbuf);
   const size_t stride = gdk_pixbuf_get_rowstride(pixbuf);
   for (uint32_t y = 0; y < height; ++y) std::memcpy(data->data() + y * line_bytes, rows + y * stride, line_bytes);
-  DropOpaqueAlpha(*pixels);
+  DropOpaqueAlpha(*record.mutable_pixels());
   sink.Emit(std::move(record));
 }
 
@@ -360,7 +344,7 @@ void Save(VipsImage* image, const char* format, std::vector<std::string>& sample
     vips_error_clear();
     return;
   }
-  std::unique_ptr<void, GFree> owned(buffer);
+  GMallocPtr<void> owned(buffer);
   samples.emplace_back(static_cast<const char*>(owned.get()), length);
 }
 

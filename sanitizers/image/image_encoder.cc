@@ -7,17 +7,12 @@
 #include <stdexcept>
 #include <string>
 
+#include "sanitizers/core/glib_handles.h"
+
 namespace mugai {
 namespace {
 
-struct ObjectUnref {
-  void operator()(VipsImage* image) const { g_object_unref(image); }
-};
-using UniqueImage = std::unique_ptr<VipsImage, ObjectUnref>;
-
-struct GFree {
-  void operator()(void* p) const { g_free(p); }
-};
+using UniqueImage = GObjectPtr<VipsImage>;
 
 [[noreturn]] void ThrowVipsError(const std::string& what) {
   std::string message = what + ": " + vips_error_buffer();
@@ -47,7 +42,7 @@ UniqueImage Wrap(const PixelView& pixels) {
 }
 
 std::string Take(void* buffer, size_t length) {
-  std::unique_ptr<void, GFree> owned(buffer);
+  GMallocPtr<void> owned(buffer);
   return std::string(static_cast<const char*>(owned.get()), length);
 }
 

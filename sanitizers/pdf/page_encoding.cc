@@ -1,7 +1,7 @@
 #include "sanitizers/pdf/page_encoding.h"
 
 #include <libimagequant.h>
-#include <zlib.h>
+#include <libdeflate.h>
 
 #include <algorithm>
 #include <array>
@@ -24,6 +24,8 @@ struct LiqDelete {
   void operator()(liq_image* p) const { liq_image_destroy(p); }
   void operator()(liq_result* p) const { liq_result_destroy(p); }
 };
+constexpr int kDeflateLevel = 6;
+
 // Page statistics and palettes are taken from every 4th row.
 constexpr uint32_t kSampleRowStep = 4;
 
@@ -193,13 +195,20 @@ std::string Pack(const std::string& indices, uint32_t width, uint32_t height, ui
   return packed;
 }
 
+struct CompressorFree {
+  void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
+};
+
+// A zlib stream, as FlateDecode wants. libdeflate rather than zlib: at
+// its level 6 it is about twice as fast as zlib's default level on page
+// images, and a few percent smaller.
 std::string Deflate(const std::string& data) {
-  uLongf length = compressBound(data.size());
-  std::string out(length, '\0');
-  const int status = compress2(reinterpret_cast<Bytef*>(out.data()), &length,
-                               reinterpret_cast<const Bytef*>(data.data()), data.size(), Z_DEFAULT_COMPRESSION);
-  if (status == Z_MEM_ERROR) throw std::bad_alloc();
-  if (status != Z_OK) throw std::runtime_error("cannot deflate the page image");
+  std::unique_ptr<libdeflate_compressor, CompressorFree> compressor(libdeflate_alloc_compressor(kDeflateLevel));
+  if (!compressor) throw std::bad_alloc();
+  std::string out(libdeflate_zlib_compress_bound(compressor.get(), data.size()), '\0');
+  const size_t length =
+      libdeflate_zlib_compress(compressor.get(), data.data(), data.size(), out.data(), out.size());
+  if (length == 0) throw std::runtime_error("cannot deflate the page image");
   out.resize(length);
   return out;
 }

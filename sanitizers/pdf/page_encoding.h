@@ -10,7 +10,8 @@
 //     seal or heading keeps its colour. Anti-aliased edges are remapped to
 //     the nearest palette colour; text stays as legible as it was.
 //   - else (photographs, scans) as JPEG, grayscale when the page is gray.
-// Palettes are deflated (zlib); the PDF writer embeds the streams as they are.
+// Palettes are deflated (libdeflate); the PDF writer embeds the streams as
+// they are.
 #pragma once
 
 #include <cstdint>
@@ -31,7 +32,7 @@ struct PageEncodingOptions {
   // A4 page at 150 DPI has 2.2 million pixels, so 0.0005 is about a 7 mm
   // square, smaller than a seal (inkan).
   double max_gray_chromatic_share = 0.0005;
-  int jpeg_quality = 80;        // 1..100
+  int jpeg_quality = 75;        // 1..100, libjpeg's own default
 };
 
 // One page image, ready to be a PDF image XObject.

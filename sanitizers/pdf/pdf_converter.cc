@@ -11,19 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "sanitizers/core/glib_handles.h"
 #include "sanitizers/core/findings.h"
 #include "sanitizers/pdf/cairo_handles.h"
 
 namespace mugai {
 namespace {
 
-// Poppler 22.12 declares no g_autoptr cleanups for its types, and cairo
-// none at all, so these own them.
-struct ObjectUnref {
-  void operator()(gpointer object) const { g_object_unref(object); }
-};
-using UniqueDocument = std::unique_ptr<PopplerDocument, ObjectUnref>;
-using UniquePage = std::unique_ptr<PopplerPage, ObjectUnref>;
+// Poppler 22.12 declares no g_autoptr cleanups for its types.
+using UniqueDocument = GObjectPtr<PopplerDocument>;
+using UniquePage = GObjectPtr<PopplerPage>;
 
 // cairo's image surfaces are limited to this many pixels a side.
 constexpr double kCairoMaxSide = 32767;
@@ -62,13 +59,8 @@ v1::worker::Record Render(PopplerPage* page, const PageSize& size, int page_numb
   CheckCairo(cairo_status(cr.get()), page_number);
   cairo_surface_flush(surface.get());
 
-  v1::worker::Record record;
-  v1::worker::Pixels* pixels = record.mutable_pixels();
-  pixels->set_width(size.width);
-  pixels->set_height(size.height);
-  pixels->set_channels(3);
-  std::string* rgb = pixels->mutable_data();
-  rgb->resize(size_t{size.width} * size.height * 3);
+  v1::worker::Record record = PixelsRecord(size.width, size.height, 3);
+  std::string* rgb = record.mutable_pixels()->mutable_data();
   // RGB24 is one native-endian 32-bit word per pixel, its top byte unused;
   // the canvas is opaque, so there is no premultiplied alpha to undo.
   const unsigned char* rows = cairo_image_surface_get_data(surface.get());

@@ -15,4 +15,14 @@ void RecordSink::Finding(std::string_view code, std::string reason) {
   Emit(std::move(record));
 }
 
+v1::worker::Record PixelsRecord(uint32_t width, uint32_t height, uint32_t channels) {
+  v1::worker::Record record;
+  v1::worker::Pixels* pixels = record.mutable_pixels();
+  pixels->set_width(width);
+  pixels->set_height(height);
+  pixels->set_channels(channels);
+  pixels->mutable_data()->resize(size_t{width} * height * channels);
+  return record;
+}
+
 }  // namespace mugai

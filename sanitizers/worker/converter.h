@@ -24,6 +24,10 @@ class RecordSink {
   void Finding(std::string_view code, std::string reason);
 };
 
+// A Pixels record of the given size, its data allocated (zeroed) for the
+// converter to fill: width * height * channels bytes, row-major.
+v1::worker::Record PixelsRecord(uint32_t width, uint32_t height, uint32_t channels);
+
 struct ConvertInput {
   std::string_view name;     // claimed name (untrusted, informational)
   std::string_view content;  // the untrusted bytes

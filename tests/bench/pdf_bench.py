@@ -33,6 +33,7 @@ from test_daemon import CORPUS, Daemon, children  # noqa: E402
 FITZ_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-fitz
 PARALLEL = os.cpu_count() or 2  # mugaid's default: one worker per CPU
 DPI = "150"
+LONG = os.path.join(CORPUS, "pdf", "text", "TAMReview.pdf")  # 23 pages
 
 
 def corpus_pdfs():
@@ -98,13 +99,17 @@ def bench_mugai(pdfs, work):
         with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
             sizes = dict(pool.map(one, pdfs))
         seconds = time.monotonic() - started
+        # One long document alone: its pages are rendered by every worker.
+        started = time.monotonic()
+        one(LONG)
+        single = time.monotonic() - started
         # Workers are replaced only after failures or max_jobs (500) jobs,
         # so the processes alive now are the ones that did the work.
         memory = {"mugaid": vm_hwm_kib(daemon.proc.pid)}
         for pid in children(daemon.proc.pid):
             name = process_name(pid)
             memory[f"{name}[{pid}]"] = vm_hwm_kib(pid)
-        return seconds, sizes, memory
+        return seconds, sizes, memory, single
     finally:
         rc = daemon.stop()
         log = daemon.log_text()
@@ -141,6 +146,24 @@ def bench_dangerzone(pdfs, pages, work):
     return seconds, sizes, max(peak for _, peak in results)
 
 
+def bench_alone(pdf, work):
+    """Seconds for the Dangerzone-equivalent and for pdftoppm on one
+    document, alone."""
+    started = time.monotonic()
+    out = os.path.join(work, "alone")
+    os.makedirs(out)
+    rc, _ = run_measured([FITZ_PYTHON, os.path.join(HERE, "dangerzone_equivalent.py"),
+                          os.path.join(work, "alone.json"), out, pdf])
+    if rc != 0:
+        raise RuntimeError(f"the Dangerzone-equivalent pipeline failed ({rc}) on {pdf}")
+    dangerzone = time.monotonic() - started
+    started = time.monotonic()
+    rc, _ = run_measured(["pdftoppm", "-r", DPI, pdf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if rc != 0:
+        raise RuntimeError(f"pdftoppm failed ({rc}) on {pdf}")
+    return dangerzone, time.monotonic() - started
+
+
 def bench_pdftoppm(pdfs):
     def one(path):
         rc, peak = run_measured(["pdftoppm", "-r", DPI, path], stdout=subprocess.DEVNULL,
@@ -168,9 +191,10 @@ def main():
     try:
         print(f"{len(pdfs)} PDFs, {total_pages} pages, {sum(original_bytes.values()) / 1e6:.1f} MB, "
               f"{PARALLEL} at a time, {DPI} DPI", flush=True)
-        mugai_s, mugai_sizes, mugai_memory = bench_mugai(pdfs, work)
+        mugai_s, mugai_sizes, mugai_memory, mugai_alone = bench_mugai(pdfs, work)
         dz_s, dz_sizes, dz_peak = bench_dangerzone(pdfs, pages, work)
         ppm_s, ppm_peak = bench_pdftoppm(pdfs)
+        dz_alone, ppm_alone = bench_alone(LONG, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -186,7 +210,12 @@ def main():
           f"pdftoppm {mib(ppm_peak)} (largest run)")
     mugai_total, dz_total = sum(mugai_sizes.values()), sum(dz_sizes.values())
     print(f"output: Mugai {mugai_total / 1e6:.1f} MB, Dangerzone-equivalent {dz_total / 1e6:.1f} MB "
-          f"(Mugai {mugai_total / dz_total:.2f} x)")
+          f"(Mugai {mugai_total / dz_total:.3f} x)")
+    n = pages[LONG]
+    print(f"one document alone ({os.path.basename(LONG)}, {n} pages): Mugai {mugai_alone:.2f} s "
+          f"({n / mugai_alone:.1f} pages/s), Dangerzone-equivalent {dz_alone:.2f} s ({n / dz_alone:.1f}), "
+          f"pdftoppm {ppm_alone:.2f} s ({n / ppm_alone:.1f}); Mugai {dz_alone / mugai_alone:.2f} x "
+          f"Dangerzone-equivalent, {ppm_alone / mugai_alone:.2f} x pdftoppm")
     ratios = [mugai_sizes[p] / original_bytes[p] for p in pdfs]
     print(f"Mugai derivative / original size: median {statistics.median(ratios):.1f} x "
           f"(from {min(ratios):.2f} to {max(ratios):.0f} x)")

@@ -26,7 +26,7 @@ import tempfile
 import unittest
 from typing import NamedTuple
 
-from test_daemon import CORPUS, Daemon, codes
+from test_daemon import CORPUS, DaemonTestCase, codes
 
 # Debian's interpreter, which has python3-fitz; the python3 on PATH may not.
 FITZ_PYTHON = "/usr/bin/python3"
@@ -555,7 +555,7 @@ class DocumentTableTest(unittest.TestCase):
         self.assertEqual(sorted(set(listed) - on_disk), [], "rows naming no file")
 
 
-class DocumentsTestCase(unittest.TestCase):
+class DocumentsTestCase(DaemonTestCase):
     table = {}
     reference_with_libreoffice = False
 
@@ -571,16 +571,8 @@ class DocumentsTestCase(unittest.TestCase):
         if cls.reference_with_libreoffice:
             references = libreoffice_pdfs([r for r, e in cls.rows.items()
                                            if e.outcome == "delivered" and not r.endswith(".pdf")], cls.work)
-        cls.daemon = Daemon().start()
+        super().setUpClass()  # the daemon; DaemonTestCase stops it
         cls.checker = Checker(cls.daemon, cls.work, references)
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.daemon.stop()
-        log = cls.daemon.log_text()
-        cls.daemon.cleanup()
-        if rc != 0:
-            raise AssertionError(f"mugaid exited with {rc} on SIGTERM:\n{log}")
 
     def check_table(self):
         if not self.rows:
