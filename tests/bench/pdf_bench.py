@@ -1,12 +1,15 @@
 """PDF flattening: Mugai against a Dangerzone-equivalent pipeline and bare
 pdftoppm, on the same PDFs, in one run.
 
-  (a) Mugai: a real mugaid (test signatures), fed by the real CLI, as many
-      items at once as it has workers;
+  (a) Mugai: a real mugaid (test signatures), fed by the real CLI;
   (b) Dangerzone's conversion without its container (dangerzone_equivalent.py
-      under Debian's python3-fitz), as many documents at once;
+      under Debian's python3-fitz);
   (c) `pdftoppm -r 150` alone, pixels thrown away: the floor for any
-      renderer that rasterizes at 150 DPI, as many documents at once.
+      renderer that rasterizes at 150 DPI.
+
+Twice: one document at a time, as Dangerzone converts (Mugai's workers
+may then share the pages of one document), and as many documents at once
+as there are CPUs (every worker busy with a document of its own).
 
 Prints pages per second, their ratios, peak memory (mugaid: VmHWM of the
 daemon and of each worker and the scanner; the others: the peak RSS that
@@ -31,16 +34,16 @@ sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from test_daemon import CORPUS, Daemon, children  # noqa: E402
 
 FITZ_PYTHON = "/usr/bin/python3"  # Debian's, which has python3-fitz
-PARALLEL = os.cpu_count() or 2  # mugaid's default: one worker per CPU
+CPUS = os.cpu_count() or 2  # mugaid's default: one worker per CPU
 DPI = "150"
-LONG = os.path.join(CORPUS, "pdf", "text", "TAMReview.pdf")  # 23 pages
 
 
 def corpus_pdfs():
-    """The corpus PDFs that render, and two long ones to make the figures
-    count: pdf/text holds TAMReview.pdf (23 pages) and tracemonkey.pdf (14)."""
+    """The corpus PDFs that render without a password and are not malformed
+    on purpose; pdf/text holds the two long ones, TAMReview.pdf (23 pages)
+    and tracemonkey.pdf (14)."""
     pdfs = []
-    for folder in ("pdf/text", "pdf/cjk", "pdf/scanned"):
+    for folder in ("pdf/text", "pdf/cjk", "pdf/scanned", "pdf/active", "pdf/forms"):
         root = os.path.join(CORPUS, folder)
         pdfs += [os.path.join(root, n) for n in sorted(os.listdir(root)) if n.endswith(".pdf")]
     return pdfs + [os.path.join(CORPUS, "dangerzone-test-docs", "test_docs", "sample-pdf.pdf")]
@@ -81,7 +84,7 @@ def process_name(pid):
         return f.read().strip()
 
 
-def bench_mugai(pdfs, work):
+def bench_mugai(pdfs, work, parallel):
     daemon = Daemon().start()
     try:
         out = os.path.join(work, "mugai")
@@ -96,20 +99,16 @@ def bench_mugai(pdfs, work):
             return path, int(report["item"]["derivatives"][0]["size"])  # JSON uint64: a string
 
         started = time.monotonic()
-        with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+        with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
             sizes = dict(pool.map(one, pdfs))
         seconds = time.monotonic() - started
-        # One long document alone: its pages are rendered by every worker.
-        started = time.monotonic()
-        one(LONG)
-        single = time.monotonic() - started
         # Workers are replaced only after failures or max_jobs (500) jobs,
         # so the processes alive now are the ones that did the work.
         memory = {"mugaid": vm_hwm_kib(daemon.proc.pid)}
         for pid in children(daemon.proc.pid):
             name = process_name(pid)
             memory[f"{name}[{pid}]"] = vm_hwm_kib(pid)
-        return seconds, sizes, memory, single
+        return seconds, sizes, memory
     finally:
         rc = daemon.stop()
         log = daemon.log_text()
@@ -118,14 +117,14 @@ def bench_mugai(pdfs, work):
             raise RuntimeError(f"mugaid exited with {rc}:\n{log}")
 
 
-def bench_dangerzone(pdfs, pages, work):
-    out = os.path.join(work, "dangerzone")
+def bench_dangerzone(pdfs, pages, work, parallel):
+    out = os.path.join(work, f"dangerzone-{parallel}")
     os.makedirs(out)
     script = os.path.join(HERE, "dangerzone_equivalent.py")
-    groups = shards(pdfs, pages, PARALLEL)
+    groups = shards(pdfs, pages, parallel)
 
     def one(i):
-        result = os.path.join(work, f"dangerzone-{i}.json")
+        result = os.path.join(out, f"{i}.json")
         shard_out = os.path.join(out, str(i))
         os.makedirs(shard_out)
         rc, peak = run_measured([FITZ_PYTHON, script, result, shard_out, *groups[i]])
@@ -146,25 +145,7 @@ def bench_dangerzone(pdfs, pages, work):
     return seconds, sizes, max(peak for _, peak in results)
 
 
-def bench_alone(pdf, work):
-    """Seconds for the Dangerzone-equivalent and for pdftoppm on one
-    document, alone."""
-    started = time.monotonic()
-    out = os.path.join(work, "alone")
-    os.makedirs(out)
-    rc, _ = run_measured([FITZ_PYTHON, os.path.join(HERE, "dangerzone_equivalent.py"),
-                          os.path.join(work, "alone.json"), out, pdf])
-    if rc != 0:
-        raise RuntimeError(f"the Dangerzone-equivalent pipeline failed ({rc}) on {pdf}")
-    dangerzone = time.monotonic() - started
-    started = time.monotonic()
-    rc, _ = run_measured(["pdftoppm", "-r", DPI, pdf], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if rc != 0:
-        raise RuntimeError(f"pdftoppm failed ({rc}) on {pdf}")
-    return dangerzone, time.monotonic() - started
-
-
-def bench_pdftoppm(pdfs):
+def bench_pdftoppm(pdfs, parallel):
     def one(path):
         rc, peak = run_measured(["pdftoppm", "-r", DPI, path], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
@@ -173,13 +154,30 @@ def bench_pdftoppm(pdfs):
         return peak
 
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(PARALLEL) as pool:
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
         peaks = list(pool.map(one, pdfs))
     return time.monotonic() - started, max(peaks)
 
 
 def mib(kib):
     return f"{kib / 1024:.0f} MiB"
+
+
+def report(parallel, total_pages, mugai, dangerzone, pdftoppm):
+    (mugai_s, mugai_sizes, mugai_memory), (dz_s, dz_sizes, dz_peak), (ppm_s, ppm_peak) = mugai, dangerzone, pdftoppm
+    rate = {name: total_pages / s for name, s in
+            (("mugai", mugai_s), ("dangerzone", dz_s), ("pdftoppm", ppm_s))}
+    print(f"{parallel} document(s) at a time:")
+    print(f"  Mugai (mugaid + CLI)        {mugai_s:6.2f} s  {rate['mugai']:6.1f} pages/s")
+    print(f"  Dangerzone-equivalent       {dz_s:6.2f} s  {rate['dangerzone']:6.1f} pages/s")
+    print(f"  pdftoppm -r {DPI} (floor)      {ppm_s:6.2f} s  {rate['pdftoppm']:6.1f} pages/s")
+    print(f"  Mugai / Dangerzone-equivalent: {rate['mugai'] / rate['dangerzone']:.2f} x the pages per second")
+    print(f"  Mugai / pdftoppm:              {rate['mugai'] / rate['pdftoppm']:.2f} x the pages per second "
+          f"(Mugai takes {mugai_s / ppm_s:.2f} x the bare render time)")
+    print("  peak memory (VmHWM): " + ", ".join(f"{k} {mib(v)}" for k, v in mugai_memory.items()))
+    print(f"  peak memory: Dangerzone-equivalent {mib(dz_peak)} (largest process), "
+          f"pdftoppm {mib(ppm_peak)} (largest run)", flush=True)
+    return mugai_sizes, dz_sizes
 
 
 def main():
@@ -190,34 +188,19 @@ def main():
     work = tempfile.mkdtemp(prefix="mugai-pdf-bench-")
     try:
         print(f"{len(pdfs)} PDFs, {total_pages} pages, {sum(original_bytes.values()) / 1e6:.1f} MB, "
-              f"{PARALLEL} at a time, {DPI} DPI", flush=True)
-        mugai_s, mugai_sizes, mugai_memory, mugai_alone = bench_mugai(pdfs, work)
-        dz_s, dz_sizes, dz_peak = bench_dangerzone(pdfs, pages, work)
-        ppm_s, ppm_peak = bench_pdftoppm(pdfs)
-        dz_alone, ppm_alone = bench_alone(LONG, work)
+              f"{DPI} DPI, {CPUS} CPUs", flush=True)
+        for parallel in sorted({1, CPUS}):
+            mugai_sizes, dz_sizes = report(
+                parallel, total_pages, bench_mugai(pdfs, work, parallel),
+                bench_dangerzone(pdfs, pages, work, parallel), bench_pdftoppm(pdfs, parallel))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    rate = {name: total_pages / s for name, s in
-            (("mugai", mugai_s), ("dangerzone", dz_s), ("pdftoppm", ppm_s))}
-    print(f"Mugai (mugaid + CLI)        {mugai_s:6.2f} s  {rate['mugai']:6.1f} pages/s")
-    print(f"Dangerzone-equivalent       {dz_s:6.2f} s  {rate['dangerzone']:6.1f} pages/s")
-    print(f"pdftoppm -r {DPI} (floor)      {ppm_s:6.2f} s  {rate['pdftoppm']:6.1f} pages/s")
-    print(f"Mugai / Dangerzone-equivalent: {rate['mugai'] / rate['dangerzone']:.2f} x the pages per second")
-    print(f"Mugai / pdftoppm:              {rate['mugai'] / rate['pdftoppm']:.2f} x the pages per second")
-    print("peak memory (VmHWM): " + ", ".join(f"{k} {mib(v)}" for k, v in mugai_memory.items()))
-    print(f"peak memory: Dangerzone-equivalent {mib(dz_peak)} (largest process), "
-          f"pdftoppm {mib(ppm_peak)} (largest run)")
     mugai_total, dz_total = sum(mugai_sizes.values()), sum(dz_sizes.values())
     print(f"output: Mugai {mugai_total / 1e6:.1f} MB, Dangerzone-equivalent {dz_total / 1e6:.1f} MB "
           f"(Mugai {mugai_total / dz_total:.3f} x)")
-    n = pages[LONG]
-    print(f"one document alone ({os.path.basename(LONG)}, {n} pages): Mugai {mugai_alone:.2f} s "
-          f"({n / mugai_alone:.1f} pages/s), Dangerzone-equivalent {dz_alone:.2f} s ({n / dz_alone:.1f}), "
-          f"pdftoppm {ppm_alone:.2f} s ({n / ppm_alone:.1f}); Mugai {dz_alone / mugai_alone:.2f} x "
-          f"Dangerzone-equivalent, {ppm_alone / mugai_alone:.2f} x pdftoppm")
     ratios = [mugai_sizes[p] / original_bytes[p] for p in pdfs]
-    print(f"Mugai derivative / original size: median {statistics.median(ratios):.1f} x "
+    print(f"Mugai derivative / original size: median {statistics.median(ratios):.2f} x "
           f"(from {min(ratios):.2f} to {max(ratios):.0f} x)")
     return 0
 
