@@ -54,6 +54,8 @@ class Expect(NamedTuple):
     derivative: str = "pdf"  # delivered: pdf | image | text
     # delivered PDFs: compare page count and ink with the reference rendering
     compare: bool = True
+    # delivered: also acceptable, held with one of these findings
+    or_held: tuple = ()
 
 
 DELIVERED = Expect("delivered")
@@ -107,8 +109,10 @@ PDF = {
     # pdftoppm at 50 DPI was still decoding after 60 s with 1.2 GB. In the
     # worker (1 GiB of address space) the image's allocation fails at once,
     # Poppler leaves the image out and the page is delivered without it, in
-    # well under a second. Rendering the original here would take minutes.
-    "pdf/malformed/bomb_giant.pdf": Expect("delivered", compare=False),
+    # well under a second. An AddressSanitizer build has no RLIMIT_AS, so
+    # there the decoding runs into the item's deadline instead. Rendering
+    # the original here would take minutes.
+    "pdf/malformed/bomb_giant.pdf": Expect("delivered", compare=False, or_held=("worker.timeout",)),
     **rows("pdf/scanned", [
         "imagemagick-CCITTFaxDecode.pdf", "imagemagick-lzw.pdf", "issue13372.pdf",
         "issue7229.pdf", "scan-bad.pdf"]),
@@ -400,6 +404,8 @@ class Checker:
         summary = f"{report['outcome']} {item.get('action')} {item.get('detected_type')} {found}"
         problems = []
         if expect.outcome == "delivered":
+            if report["outcome"] == "quarantined" and set(expect.or_held) & set(found) and rc == 2:
+                return []
             if report["outcome"] not in ("delivered", "delivered_with_removals") or rc != 0:
                 return [f"expected delivered, got {summary}: {item['findings']}"]
             for code in expect.codes:

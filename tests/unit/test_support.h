@@ -27,6 +27,17 @@ inline std::string ReadCorpusFile(const std::string& path) {
   return ReadFile(std::filesystem::path(MUGAI_CORPUS_DIR) / path);
 }
 
+// The sandbox layers a worker reports missing, less the one an
+// AddressSanitizer build leaves off on purpose (RLIMIT_AS: its shadow
+// memory needs terabytes of address space). Empty: everything in force.
+inline std::string MissingLayers(const v1::worker::WorkerHello& hello) {
+  std::string missing;
+  for (const std::string& layer : hello.missing()) {
+    if (layer != "RLIMIT_AS (AddressSanitizer build)") missing += layer + "\n";
+  }
+  return missing;
+}
+
 // Keeps every record a converter emits.
 struct Recorder : RecordSink {
   std::vector<v1::worker::Record> records;

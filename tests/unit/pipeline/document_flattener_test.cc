@@ -48,7 +48,7 @@ TEST_F(FlattenerTest, PagesFromSeveralWorkersComeOutCompleteAndInOrder) {
   auto pool = StartPool("mugai-worker");
   // Every layer in force: the converters' warm-up (libvips starts threads)
   // must not cost the worker its namespaces.
-  EXPECT_EQ(pool->protections().missing_size(), 0) << pool->protections().DebugString();
+  EXPECT_EQ(test::MissingLayers(pool->protections()), "");
   const std::string original = test::ReadCorpusFile("pdf/text/tracemonkey.pdf");
   FlattenOptions one_worker;
   one_worker.workers = 1;
