@@ -1,7 +1,11 @@
 #include "sanitizers/office/office_encryption.h"
 
+#include <archive.h>
+#include <archive_entry.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace mugai {
@@ -144,9 +148,43 @@ bool HasFilePass(std::string_view workbook) {
   return false;
 }
 
+struct ArchiveFree {
+  void operator()(archive* a) const { archive_read_free(a); }
+};
+
+// An OpenDocument file is a zip whose META-INF/manifest.xml lists the
+// members; a password-protected one gives each encrypted member an
+// <manifest:encryption-data> element (ODF 1.2, part 3, 4.8). libarchive
+// reads the zip; the manifest is bounded before it is read.
+bool IsEncryptedOpenDocument(std::string_view content) {
+  constexpr la_int64_t kMaxManifestBytes = 1 << 20;
+  std::unique_ptr<archive, ArchiveFree> zip(archive_read_new());
+  if (!zip || archive_read_support_format_zip(zip.get()) != ARCHIVE_OK ||
+      archive_read_open_memory(zip.get(), content.data(), content.size()) != ARCHIVE_OK) {
+    return false;
+  }
+  archive_entry* entry = nullptr;
+  while (archive_read_next_header(zip.get(), &entry) == ARCHIVE_OK) {
+    if (std::string_view(archive_entry_pathname(entry) ? archive_entry_pathname(entry) : "") !=
+        "META-INF/manifest.xml") {
+      continue;
+    }
+    if (archive_entry_size(entry) > kMaxManifestBytes) return false;
+    std::string manifest(static_cast<size_t>(kMaxManifestBytes), '\0');
+    const la_ssize_t read = archive_read_data(zip.get(), manifest.data(), manifest.size());
+    if (read <= 0) return false;
+    manifest.resize(static_cast<size_t>(read));
+    return manifest.find(":encryption-data") != std::string::npos;
+  }
+  return false;
+}
+
 }  // namespace
 
 std::optional<std::string> DescribeOfficeEncryption(std::string_view content) {
+  if (IsEncryptedOpenDocument(content)) {
+    return "an OpenDocument file protected with a password (encryption-data in its manifest)";
+  }
   CompoundFile cfb;
   if (!cfb.Open(content)) return std::nullopt;
   if (cfb.Find("EncryptionInfo") && cfb.Find("EncryptedPackage")) {

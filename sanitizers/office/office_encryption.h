@@ -11,7 +11,9 @@
 //   - Word 97-2003: the FIB's fEncrypted (RC4, CryptoAPI or XOR);
 //   - Excel 97-2003 (and 5.0/95): a FILEPASS record in the workbook globals;
 //   - PowerPoint 97-2003: the encrypted CurrentUserAtom token, or an
-//     EncryptedSummary stream.
+//     EncryptedSummary stream;
+//   - OpenDocument (odt, ods, odp, odg, ...): encryption-data for its
+//     members in META-INF/manifest.xml.
 #pragma once
 
 #include <optional>

@@ -59,7 +59,6 @@ std::string_view FindingFor(JobStatus status) {
   return finding::kWorkerCrashed;
 }
 
-
 // Re-encoding a JPEG loses a little each time; at 90 the loss is not
 // visible and the size stays near the original's.
 constexpr int kImageJpegQuality = 90;

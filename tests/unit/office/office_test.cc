@@ -1,3 +1,5 @@
+#include <archive.h>
+#include <archive_entry.h>
 #include <gtest/gtest.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -168,12 +170,60 @@ TEST(OfficeSandbox, SeesOnlyItsBindsAndRunsOnlyWhatIsBound) {
             0);
 }
 
+// A password-protected ODT as LibreOffice writes one, as far as the
+// detector and LibreOffice can tell: its manifest gives content.xml
+// encryption-data, and content.xml is ciphertext.
+std::string EncryptedOdt() {
+  std::string zip(64 << 10, '\0');
+  size_t used = 0;
+  std::unique_ptr<archive, int (*)(archive*)> writer(archive_write_new(), archive_write_free);
+  EXPECT_EQ(archive_write_set_format_zip(writer.get()), ARCHIVE_OK);
+  EXPECT_EQ(archive_write_open_memory(writer.get(), zip.data(), zip.size(), &used), ARCHIVE_OK);
+  const std::pair<const char*, std::string> members[] = {
+      {"mimetype", "application/vnd.oasis.opendocument.text"},
+      {"META-INF/manifest.xml",
+       "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+       "<manifest:manifest xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\" "
+       "manifest:version=\"1.2\">\n"
+       " <manifest:file-entry manifest:full-path=\"/\" manifest:media-type=\"application/vnd.oasis.opendocument.text\"/>\n"
+       " <manifest:file-entry manifest:full-path=\"content.xml\" manifest:media-type=\"text/xml\" manifest:size=\"4000\">\n"
+       "  <manifest:encryption-data manifest:checksum-type=\"SHA1/1K\" manifest:checksum=\"AAAA\">\n"
+       "   <manifest:algorithm manifest:algorithm-name=\"http://www.w3.org/2001/04/xmlenc#aes256-cbc\" "
+       "manifest:initialisation-vector=\"AAAA\"/>\n"
+       "  </manifest:encryption-data>\n"
+       " </manifest:file-entry>\n"
+       "</manifest:manifest>\n"},
+      {"content.xml", std::string(4000, '\x5a')},
+  };
+  for (const auto& [name, data] : members) {
+    std::unique_ptr<archive_entry, void (*)(archive_entry*)> entry(archive_entry_new(), archive_entry_free);
+    archive_entry_set_pathname(entry.get(), name);
+    archive_entry_set_filetype(entry.get(), AE_IFREG);
+    archive_entry_set_perm(entry.get(), 0644);
+    archive_entry_set_size(entry.get(), static_cast<la_int64_t>(data.size()));
+    EXPECT_EQ(archive_write_header(writer.get(), entry.get()), ARCHIVE_OK);
+    EXPECT_EQ(archive_write_data(writer.get(), data.data(), data.size()), static_cast<la_ssize_t>(data.size()));
+  }
+  EXPECT_EQ(archive_write_close(writer.get()), ARCHIVE_OK);
+  zip.resize(used);
+  return zip;
+}
+
+TEST_F(OfficePool, PasswordProtectedOpenDocumentIsDocumentEncrypted) {
+  const std::string odt = EncryptedOdt();
+  ASSERT_TRUE(DescribeOfficeEncryption(odt));
+  JobResult r = Convert("secret.odt", odt);
+  ASSERT_EQ(r.status, JobStatus::kOk) << r.detail;
+  EXPECT_EQ(Findings(r).find("document.encrypted"), 0u) << Findings(r);
+}
+
 TEST(OfficeEncryption, DefaultPasswordWorkbookIsRecognizedButPlainFilesAreNot) {
   EXPECT_TRUE(DescribeOfficeEncryption(test::ReadCorpusFile("office/encrypted/autostart-encrypt-standardpassword.xls")));
   for (const char* plain : {"dangerzone-test-docs/test_docs/sample-doc.doc", "dangerzone-test-docs/test_docs/sample-xls.xls",
                             "dangerzone-test-docs/test_docs/sample-ppt.ppt", "dangerzone-test-docs/test_docs/sample-docx.docx"}) {
     EXPECT_FALSE(DescribeOfficeEncryption(test::ReadCorpusFile(plain))) << plain;
   }
+  EXPECT_FALSE(DescribeOfficeEncryption(test::ReadCorpusFile("dangerzone-test-docs/test_docs/sample-odt.odt")));
   // A Compound File header with nothing behind it.
   EXPECT_FALSE(DescribeOfficeEncryption(std::string("\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1", 8) + std::string(600, '\xff')));
 }
