@@ -26,9 +26,6 @@ inline constexpr size_t kWorkerMaxJobBytes = size_t{1} << 30;
 // a broken channel.
 int RunWorkerLoop(int fd, const ConverterFactory& factory);
 
-// The converters of the production worker (text, html, ...).
-std::unique_ptr<Converter> MakeBuiltinConverter(std::string_view name);
-
 // The command line every worker executable takes (the pool passes it):
 //   WORKER [--no-sandbox] [--memory-bytes N]
 struct WorkerFlags {
@@ -46,9 +43,5 @@ std::optional<WorkerFlags> ParseWorkerFlags(int argc, char** argv);
 // threads they keep, before seccomp. Returns main()'s exit code.
 int ConfineAndServe(const WorkerFlags& flags, const SandboxPolicy& policy, const ConverterFactory& factory,
                     const std::function<void()>& warm_up = {});
-
-// main() of the production worker: ConfineAndServe with ConverterPolicy,
-// warming every converter up on small samples.
-int WorkerMain(int argc, char** argv, const ConverterFactory& factory);
 
 }  // namespace mugai

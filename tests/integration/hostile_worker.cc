@@ -16,7 +16,7 @@
 #include "sanitizers/core/child_process.h"
 #include "sanitizers/core/log.h"
 #include "sanitizers/worker/frame.h"
-#include "sanitizers/worker/worker_loop.h"
+#include "sanitizers/worker/builtin_worker.h"
 
 namespace mugai {
 namespace {
