@@ -134,10 +134,6 @@ void ChildProcess::Signal(int signo) const {
   if (pid_ > 0) ::kill(pid_, signo);
 }
 
-void ChildProcess::SignalGroup(int signo) const {
-  if (pid_ > 0) ::kill(-pid_, signo);
-}
-
 bool ChildProcess::Exited() {
   if (pid_ <= 0) return true;
   int status = 0;

@@ -33,8 +33,8 @@ class ChildProcess {
   // Starts a program with no channel, for a worker that runs one of its
   // own: exactly `env` as its environment, `stdio` (which must be open) as
   // its fds 0, 1 and 2, nothing else inherited, in its own process group
-  // (so SignalGroup reaches whatever it starts in turn). Throws
-  // std::system_error.
+  // (group id = its pid, so kill(-pid) reaches whatever it starts in turn,
+  // even after it has been reaped). Throws std::system_error.
   static ChildProcess SpawnProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env,
                                    const int (&stdio)[3]);
 
@@ -46,8 +46,6 @@ class ChildProcess {
   pid_t pid() const { return pid_; }  // -1 once reaped
 
   void Signal(int signo) const;
-  // The child's whole process group (it leads one; see Spawn).
-  void SignalGroup(int signo) const;
 
   // Without blocking: true when the child has exited (it is then reaped).
   bool Exited();

@@ -1,6 +1,9 @@
 #include "sanitizers/core/log.h"
 
+#include <string.h>
 #include <unistd.h>
+
+#include <cerrno>
 
 #include <ctime>
 #include <mutex>
@@ -46,5 +49,7 @@ void Log(LogLevel level, std::string_view message) {
   // One write per line so concurrent lines never interleave.
   [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
 }
+
+std::string ErrnoText(std::string_view what) { return std::string(what) + ": " + strerror(errno); }
 
 }  // namespace mugai

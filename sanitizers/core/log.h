@@ -3,6 +3,7 @@
 // Thread-safe; each line is written with a single write(2).
 #pragma once
 
+#include <string>
 #include <string_view>
 
 namespace mugai {
@@ -17,5 +18,8 @@ void Log(LogLevel level, std::string_view message);
 inline void LogInfo(std::string_view message) { Log(LogLevel::kInfo, message); }
 inline void LogWarn(std::string_view message) { Log(LogLevel::kWarn, message); }
 inline void LogError(std::string_view message) { Log(LogLevel::kError, message); }
+
+// "what: " and the text of the current errno, for log lines and reasons.
+std::string ErrnoText(std::string_view what);
 
 }  // namespace mugai

@@ -16,6 +16,7 @@
 
 #include "sanitizers/core/child_process.h"
 #include "sanitizers/core/findings.h"
+#include "sanitizers/core/log.h"
 #include "sanitizers/core/unique_fd.h"
 #include "sanitizers/office/office_encryption.h"
 
@@ -49,8 +50,6 @@ std::string InputFileName(std::string_view claimed) {
 }
 
 [[noreturn]] void Fail(const std::string& what) { throw ConvertError(what); }
-
-std::string ErrnoText(const std::string& what) { return what + ": " + strerror(errno); }
 
 // A job's directory, removed with everything LibreOffice left in it.
 class JobDir {
@@ -136,6 +135,8 @@ class OfficeRun {
 
  private:
   ChildProcess process_;
+  // The process group outlives its leader's pid in process_ (Reap clears
+  // it), and LibreOffice's helpers may outlive the leader.
   pid_t group_;
 };
 

@@ -33,8 +33,6 @@ constexpr uid_t kNobody = 65534;
 // (so the host's /tmp is untouched), then entered with chroot.
 constexpr char kNewRoot[] = "/tmp";
 
-std::string Errno(const char* what) { return std::string(what) + ": " + strerror(errno); }
-
 class Layers {
  public:
   Layers() = default;
@@ -64,7 +62,7 @@ void DropRoot(Layers& layers) {
   }
   if (setgroups(0, nullptr) != 0 || setresgid(kNobody, kNobody, kNobody) != 0 ||
       setresuid(kNobody, kNobody, kNobody) != 0) {
-    layers.Missing(Errno("user nobody"));
+    layers.Missing(ErrnoText("user nobody"));
     return;
   }
   // Changing ids made us non-dumpable, which would hand /proc/self (and
@@ -83,7 +81,7 @@ void DropRoot(Layers& layers) {
 void BecomeNamespaceInit(Layers& layers) {
   pid_t child = fork();
   if (child < 0) {
-    layers.Missing(Errno("PID namespace (fork)"));
+    layers.Missing(ErrnoText("PID namespace (fork)"));
     return;
   }
   if (child == 0) {
@@ -113,7 +111,7 @@ bool Unshare(const SandboxPolicy& policy, Layers& layers) {
   const std::string uid = std::to_string(getuid()), gid = std::to_string(getgid());
   const int pid_namespace = policy.processes ? CLONE_NEWPID : 0;
   if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | pid_namespace) != 0) {
-    layers.Missing(Errno("user, mount, network, IPC and UTS namespaces (unshare)"));
+    layers.Missing(ErrnoText("user, mount, network, IPC and UTS namespaces (unshare)"));
     return false;
   }
   // Our one outside id is mapped (as 0) so that files we create in the new
@@ -121,12 +119,12 @@ bool Unshare(const SandboxPolicy& policy, Layers& layers) {
   if (!WriteFile("/proc/self/setgroups", "deny") ||
       !WriteFile("/proc/self/uid_map", "0 " + uid + " 1") ||
       !WriteFile("/proc/self/gid_map", "0 " + gid + " 1")) {
-    layers.Missing(Errno("user namespace id map"));
+    layers.Missing(ErrnoText("user namespace id map"));
   }
   layers.Active("user, mount, network (empty), IPC and UTS namespaces");
   // Without `processes` a PID namespace would not matter: it takes effect
   // only for children, and the worker may not have any (seccomp refuses
-  // fork and clone; RLIMIT_NPROC is 0).
+  // fork, and clone without CLONE_THREAD).
   if (policy.processes) BecomeNamespaceInit(layers);
   return true;
 }
@@ -135,7 +133,7 @@ bool Unshare(const SandboxPolicy& policy, Layers& layers) {
 bool EmptyRoot(const SandboxPolicy& policy, Layers& layers) {
   namespace fs = std::filesystem;
   auto fail = [&](const std::string& what) {
-    layers.Missing("empty filesystem view (" + Errno(what.c_str()) + "); no files can be opened at all");
+    layers.Missing("empty filesystem view (" + ErrnoText(what) + "); no files can be opened at all");
     return false;
   };
   if (mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) return fail("make mounts private");
@@ -207,7 +205,7 @@ void DropCapabilities(Layers& layers) {
   __user_cap_header_struct header{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct data[2] = {};
   if (syscall(SYS_capset, &header, data) != 0) {
-    layers.Missing(Errno("drop capabilities"));
+    layers.Missing(ErrnoText("drop capabilities"));
     return;
   }
   layers.Active("no capabilities");
@@ -216,7 +214,7 @@ void DropCapabilities(Layers& layers) {
 void Limit(int resource, uint64_t value, const char* name, Layers& layers) {
   rlimit limit{value, value};
   if (setrlimit(resource, &limit) != 0) {
-    layers.Missing(Errno(name));
+    layers.Missing(ErrnoText(name));
     return;
   }
   layers.Active(std::string(name) + "=" + std::to_string(value));
@@ -495,7 +493,7 @@ SandboxReport LockDown(RootedSandbox rooted) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0) {
     layers.Active("no_new_privs");
   } else {
-    layers.Missing(Errno("no_new_privs"));
+    layers.Missing(ErrnoText("no_new_privs"));
   }
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
   DropCapabilities(layers);

@@ -165,7 +165,7 @@ class Scanner {
 
   int Run() {
     if (!stop_.valid()) {
-      LogError(std::string("eventfd: ") + std::strerror(errno));
+      LogError(ErrnoText("eventfd"));
       return 1;
     }
     std::vector<std::unique_ptr<TypeDetector>> detectors;
@@ -261,7 +261,7 @@ class Scanner {
       }
       int n = ::poll(fds, 2, timeout);
       if (n < 0 && errno != EINTR) {
-        LogError(std::string("poll: ") + std::strerror(errno));
+        LogError(ErrnoText("poll"));
         return;
       }
       if (fds[1].revents) return;
@@ -367,7 +367,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!signals.valid()) {
-    LogError(std::string("signalfd: ") + std::strerror(errno));
+    LogError(ErrnoText("signalfd"));
     return 1;
   }
   return Scanner(std::move(*flags), std::move(signals)).Run();

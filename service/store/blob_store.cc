@@ -19,7 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 
 [[noreturn]] void ThrowErrno(std::string_view what, const fs::path& path) {
-  throw StoreError(std::string(what) + " " + path.string() + ": " + std::strerror(errno));
+  throw StoreError(ErrnoText(std::string(what) + " " + path.string()));
 }
 
 void SyncDirectory(const fs::path& dir) {
