@@ -63,11 +63,10 @@ std::string_view FindingFor(JobStatus status) {
 // visible and the size stays near the original's.
 constexpr int kImageJpegQuality = 90;
 
-// The limits an image decoder checks before it decodes.
+// The limit an image decoder checks before it decodes (it renders SVG at
+// its own size, whatever the DPI).
 void SetRenderLimits(const FlattenOptions& documents, v1::worker::Job& job) {
-  v1::worker::RenderOptions* render = job.mutable_render();
-  render->set_dpi(documents.dpi);
-  render->set_max_page_pixels(documents.max_page_pixels);
+  job.mutable_render()->set_max_page_pixels(documents.max_page_pixels);
 }
 
 // Holds the item for a worker that failed; false when it did not.
