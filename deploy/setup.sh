@@ -36,6 +36,8 @@ PACKAGES=(
   # document tests and the PDF benchmark: checking and rendering PDFs, the
   # reference LibreOffice conversions, the Dangerzone-equivalent pipeline
   poppler-utils qpdf python3-fitz
+  # archive tests: ZipCrypto and AES zips (bsdtar), overlapping-entry check (unzip)
+  libarchive-tools unzip
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
 )
 

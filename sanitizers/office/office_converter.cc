@@ -199,10 +199,7 @@ void OfficeConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   }
   if (failure) Fail(*failure);
 
-  v1::worker::Record record;
-  record.mutable_child()->set_name(std::string(input.name) + ".pdf");
-  record.mutable_child()->set_content(std::move(*pdf));
-  sink.Emit(std::move(record));
+  sink.Child(std::string(input.name) + ".pdf", std::move(*pdf));
 }
 
 }  // namespace mugai

@@ -1,12 +1,12 @@
 #include "sanitizers/office/office_encryption.h"
 
-#include <archive.h>
 #include <archive_entry.h>
 
 #include <algorithm>
 #include <cstdint>
-#include <memory>
 #include <vector>
+
+#include "sanitizers/archive/archive_handles.h"
 
 namespace mugai {
 namespace {
@@ -148,17 +148,13 @@ bool HasFilePass(std::string_view workbook) {
   return false;
 }
 
-struct ArchiveFree {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-
 // An OpenDocument file is a zip whose META-INF/manifest.xml lists the
 // members; a password-protected one gives each encrypted member an
 // <manifest:encryption-data> element (ODF 1.2, part 3, 4.8). libarchive
 // reads the zip; the manifest is bounded before it is read.
 bool IsEncryptedOpenDocument(std::string_view content) {
   constexpr la_int64_t kMaxManifestBytes = 1 << 20;
-  std::unique_ptr<archive, ArchiveFree> zip(archive_read_new());
+  ArchiveReader zip(archive_read_new());
   if (!zip || archive_read_support_format_zip(zip.get()) != ARCHIVE_OK ||
       archive_read_open_memory(zip.get(), content.data(), content.size()) != ARCHIVE_OK) {
     return false;

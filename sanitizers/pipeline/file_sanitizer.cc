@@ -15,50 +15,6 @@
 namespace mugai {
 namespace {
 
-void AddFinding(v1::ItemReport& item, std::string_view code, std::string reason) {
-  v1::Finding* f = item.add_findings();
-  f->set_code(std::string(code));
-  f->set_reason(std::move(reason));
-}
-
-v1::ItemReport NewItem(std::string_view claimed_name, std::string_view declared_type,
-                       uint64_t size) {
-  v1::ItemReport item;
-  item.set_claimed_name(ToValidUtf8(claimed_name));
-  item.set_claimed_type(ToValidUtf8(declared_type));
-  item.set_size(size);
-  return item;
-}
-
-// Ends the item with `outcome`: the one place an outcome is set, so the
-// item and the report always agree.
-SanitizedFile Finish(v1::ItemReport item, std::string_view action, std::string_view outcome,
-                     std::vector<std::string> derivatives = {}) {
-  SanitizedFile result;
-  item.set_action(std::string(action));
-  item.set_outcome(std::string(outcome));
-  result.report.set_outcome(std::string(outcome));
-  *result.report.mutable_item() = std::move(item);
-  result.derivatives = std::move(derivatives);
-  result.hold_original = outcome == outcome::kQuarantined;
-  return result;
-}
-
-SanitizedFile Hold(v1::ItemReport item, std::string_view action) {
-  return Finish(std::move(item), action, outcome::kQuarantined);
-}
-
-std::string_view FindingFor(JobStatus status) {
-  switch (status) {
-    case JobStatus::kTimeout: return finding::kWorkerTimeout;
-    case JobStatus::kViolation: return finding::kWorkerViolation;
-    case JobStatus::kCrashed:
-    case JobStatus::kAbandoned:  // only ever the caller's own doing
-    case JobStatus::kOk: break;
-  }
-  return finding::kWorkerCrashed;
-}
-
 // Re-encoding a JPEG loses a little each time; at 90 the loss is not
 // visible and the size stays near the original's.
 constexpr int kImageJpegQuality = 90;
@@ -67,25 +23,6 @@ constexpr int kImageJpegQuality = 90;
 // its own size, whatever the DPI).
 void SetRenderLimits(const FlattenOptions& documents, v1::worker::Job& job) {
   job.mutable_render()->set_max_page_pixels(documents.max_page_pixels);
-}
-
-// Holds the item for a worker that failed; false when it did not.
-bool HeldForWorker(v1::ItemReport& item, std::string_view name, JobStatus status, const std::string& detail) {
-  if (status == JobStatus::kOk) return false;
-  LogWarn("item \"" + std::string(name) + "\" (" + item.sha256() + "): " + detail);
-  AddFinding(item, FindingFor(status), detail);
-  return true;
-}
-
-// Adds a worker's findings; true when one of them holds the item.
-template <typename Findings>
-bool HeldForFindings(v1::ItemReport& item, const Findings& findings) {
-  bool hold = false;
-  for (const v1::worker::WorkerFinding& f : findings) {
-    AddFinding(item, f.code(), f.reason());
-    hold = hold || HoldsItem(f.code());
-  }
-  return hold;
 }
 
 SanitizedFile Deliver(v1::ItemReport item, std::string_view name, const Conversion& conversion,
@@ -187,6 +124,36 @@ SanitizedFile ToFlattenedPdf(v1::ItemReport item, std::string_view name, const C
                  "application/pdf");
 }
 
+// The finding for a ClamAV verdict. libclamav's own limits (it unpacks
+// archives too, before any worker does) are the same limits as the
+// pipeline's, and get the same codes; the rest are detections.
+v1::Finding DetectionFinding(const ScanVerdict& verdict) {
+  struct Heuristic {
+    std::string_view signature, code, meaning;
+  };
+  static constexpr Heuristic kHeuristics[] = {
+      {"Heuristics.Limits.Exceeded.MaxRecursion", finding::kLimitDepth, "nested deeper than it unpacks"},
+      {"Heuristics.Limits.Exceeded.MaxFiles", finding::kLimitMembers, "more members than it unpacks"},
+      {"Heuristics.Limits.Exceeded.MaxScanSize", finding::kLimitExpandedSize, "expands to more than it scans"},
+      {"Heuristics.Limits.Exceeded.MaxFileSize", finding::kLimitFileSize, "a file larger than it scans"},
+      {"Heuristics.Limits.Exceeded.MaxScanTime", finding::kLimitTime, "takes longer than it scans"},
+      {"Heuristics.Zip.OverlappingFiles", finding::kArchiveOverlap,
+       "zip entries that overlap (a zip bomb)"},
+  };
+  v1::Finding f;
+  for (const Heuristic& h : kHeuristics) {
+    if (verdict.signature.starts_with(h.signature)) {
+      f.set_code(std::string(h.code));
+      f.set_reason("ClamAV stopped: " + std::string(h.meaning) + " (" + verdict.signature + ")");
+      return f;
+    }
+  }
+  f.set_code(std::string(finding::kAvDetected));
+  f.set_reason("ClamAV detected " + verdict.signature);
+  if (!verdict.location.empty()) f.mutable_reason()->append(" in " + MakeSafePath(verdict.location).name);
+  return f;
+}
+
 }  // namespace
 
 SanitizedFile RejectFile(std::string_view claimed_name, std::string_view declared_type,
@@ -204,8 +171,18 @@ SanitizedFile HoldUnfinished(const FileSubmission& file, std::string reason) {
 }
 
 SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
-  const Deadline deadline = Clock::now() + limits_.item_time;
+  const uint64_t ratio_bytes = std::max<uint64_t>(archives_.ratio_free_bytes,
+                                                  uint64_t{archives_.max_ratio} * file.content.size());
+  ItemBudget budget{Clock::now() + limits_.item_time, archives_.max_members, archives_.max_expanded_bytes,
+                    ratio_bytes};
+  return SanitizeItem(file, "", 0, budget);
+}
+
+SanitizedFile FileSanitizer::SanitizeItem(const FileSubmission& file, const std::string& path, unsigned depth,
+                                          ItemBudget& budget) const {
+  const Deadline deadline = budget.deadline;
   v1::ItemReport item = NewItem(file.claimed_name, file.declared_type, file.content.size());
+  item.set_path(path);
   if (file.content.empty()) {
     AddFinding(item, finding::kInputEmpty, "the file is empty");
     return Finish(std::move(item), "reject", outcome::kRejected);
@@ -218,7 +195,8 @@ SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   }
   item.set_sha256(Sha256Hex(file.content));
 
-  SafeName name = MakeSafeName(file.claimed_name);
+  // A member's name is its path in the archive, and keeps its folders.
+  SafeName name = depth == 0 ? MakeSafeName(file.claimed_name) : MakeSafePath(file.claimed_name);
   if (name.changed) {
     AddFinding(item, finding::kNameUnsafe, "the name was made safe as \"" + name.name + "\"");
   }
@@ -233,7 +211,7 @@ SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
     AddFinding(item, finding::kTypeMismatch, std::move(*mismatch));
   }
   if (verdict.detected) {
-    AddFinding(item, finding::kAvDetected, "ClamAV detected " + verdict.signature);
+    *item.add_findings() = DetectionFinding(verdict);
     return Hold(std::move(item), "quarantine");
   }
   std::optional<Conversion> conversion = ConversionFor(verdict.mime_type, verdict.description);
@@ -270,6 +248,9 @@ SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
       return ToFlattenedPdf(std::move(item), name.name, *conversion,
                             FlattenDocument(workers_, *pdf, documents_, deadline));
     }
+    case DerivativeKind::kArchive:
+      item.set_action(std::string(conversion->action));
+      return UnpackArchive(std::move(item), path, depth, std::move(job), budget);
   }
   AddFinding(item, finding::kInternalError, "no derivative for this conversion");
   return Hold(std::move(item), "quarantine");

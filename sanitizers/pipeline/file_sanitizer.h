@@ -12,6 +12,7 @@
 
 #include "mugai/v1/report.pb.h"
 #include "sanitizers/pipeline/document_flattener.h"
+#include "sanitizers/pipeline/item_report.h"
 #include "sanitizers/scan/scanner_client.h"
 #include "sanitizers/worker/worker_pool.h"
 
@@ -23,19 +24,28 @@ struct PipelineLimits {
   uint64_t max_text_bytes = 64u << 20;
 };
 
+// The [archives] section of the configuration. The limits are for the whole
+// submitted item, nested archives included; the workers stop at them while
+// they unpack, and the pipeline checks them again on what comes back.
+struct ArchiveLimits {
+  uint32_t max_depth = 8;                     // archives within archives: limit.depth
+  uint32_t max_members = 1000;                // entries of every kind: limit.members
+  uint64_t max_expanded_bytes = 256u << 20;   // all members together: limit.expanded_size
+  // Unpacked bytes per byte of the item: limit.ratio. Up to
+  // `ratio_free_bytes` are always allowed (a small zip of a text file may
+  // well expand 200 times).
+  uint32_t max_ratio = 100;
+  uint64_t ratio_free_bytes = 16u << 20;
+  // Blocked members (a type not allowed, a document that cannot be
+  // converted): false delivers the rest without them, true holds the whole
+  // archive. A detection or an archive limit always holds the whole.
+  bool hold_blocked_members = false;
+};
+
 struct FileSubmission {
   std::string_view claimed_name;   // untrusted
   std::string_view declared_type;  // untrusted
   std::string_view content;        // untrusted
-};
-
-struct SanitizedFile {
-  // item_id and received_at are left for the store to assign.
-  v1::Report report;
-  // Bytes of each derivative, in the order of report.item().derivatives().
-  std::vector<std::string> derivatives;
-  // The original must go to the quarantine with the report.
-  bool hold_original = false;
 };
 
 class FileSanitizer {
@@ -43,12 +53,14 @@ class FileSanitizer {
   // `office_workers` run LibreOffice (mugai-office-worker); without them
   // Office documents are held with type.blocked.
   FileSanitizer(ScannerClient& scanner, WorkerPool& workers, PipelineLimits limits,
-                FlattenOptions documents = {}, WorkerPool* office_workers = nullptr)
+                FlattenOptions documents = {}, WorkerPool* office_workers = nullptr,
+                ArchiveLimits archives = {})
       : scanner_(scanner),
         workers_(workers),
         office_workers_(office_workers),
         limits_(limits),
-        documents_(documents) {}
+        documents_(documents),
+        archives_(archives) {}
 
   // Thread-safe. Always returns a report with exactly one outcome.
   SanitizedFile Sanitize(const FileSubmission& file) const;
@@ -56,11 +68,27 @@ class FileSanitizer {
   const PipelineLimits& limits() const { return limits_; }
 
  private:
+  // What one submitted item may still use, shared by all its archives.
+  struct ItemBudget {
+    Deadline deadline;
+    uint64_t members_left;
+    uint64_t expanded_left;
+    uint64_t ratio_left;
+  };
+
+  // One item: the submitted file (depth 0, `path` "") or an archive member
+  // at `path` inside it.
+  SanitizedFile SanitizeItem(const FileSubmission& file, const std::string& path, unsigned depth,
+                             ItemBudget& budget) const;
+  SanitizedFile UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
+                              v1::worker::Job job, ItemBudget& budget) const;
+
   ScannerClient& scanner_;
   WorkerPool& workers_;
   WorkerPool* const office_workers_;
   const PipelineLimits limits_;
   const FlattenOptions documents_;
+  const ArchiveLimits archives_;
 };
 
 // The report for an upload refused before the pipeline ran (too large,

@@ -10,6 +10,7 @@ namespace mugai {
 namespace {
 
 constexpr size_t kMaxNameBytes = 200;
+constexpr size_t kMaxPathComponents = 16;
 
 // Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
 void TruncateUtf8(std::string& s, size_t max) {
@@ -17,6 +18,19 @@ void TruncateUtf8(std::string& s, size_t max) {
   size_t cut = max;
   while (cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;
   s.resize(cut);
+}
+
+// `name` (valid UTF-8, one component) without control and bidi characters,
+// leading dots and spaces, trailing dots and spaces; "" when nothing is left.
+std::string CleanComponent(std::string name) {
+  name = MakeSafeText(name).text;
+  // MakeSafeText keeps TAB and LF, which have no place in a file name.
+  std::erase_if(name, [](char c) { return c == '\t' || c == '\n'; });
+  size_t begin = name.find_first_not_of(". ");
+  name = begin == std::string::npos ? std::string() : name.substr(begin);
+  while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();
+  TruncateUtf8(name, kMaxNameBytes);
+  return name;
 }
 
 }  // namespace
@@ -28,21 +42,40 @@ std::string ToValidUtf8(std::string_view bytes) {
 }
 
 SafeName MakeSafeName(std::string_view claimed) {
-  std::string name = MakeSafeText(ToValidUtf8(claimed)).text;
-  // MakeSafeText keeps TAB and LF, which have no place in a file name.
-  std::erase_if(name, [](char c) { return c == '\t' || c == '\n'; });
+  std::string name = ToValidUtf8(claimed);
   if (size_t slash = name.find_last_of("/\\"); slash != std::string::npos) name.erase(0, slash + 1);
-  size_t begin = name.find_first_not_of(". ");
-  name = begin == std::string::npos ? std::string() : name.substr(begin);
-  while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();
-  TruncateUtf8(name, kMaxNameBytes);
+  name = CleanComponent(std::move(name));
   if (name.empty()) name = "unnamed";
   return {name, name != claimed};
 }
 
+SafeName MakeSafePath(std::string_view claimed) {
+  const std::string valid = ToValidUtf8(claimed);
+  std::string path;
+  size_t components = 0;
+  size_t begin = 0;
+  while (begin <= valid.size() && components < kMaxPathComponents) {
+    size_t end = valid.find_first_of("/\\", begin);
+    if (end == std::string::npos) end = valid.size();
+    std::string component = valid.substr(begin, end - begin);
+    begin = end + 1;
+    const bool drive = path.empty() && component.size() == 2 && component[1] == ':';
+    if (drive || component == "..") continue;
+    component = CleanComponent(std::move(component));
+    if (component.empty()) continue;
+    if (!path.empty()) path += '/';
+    path += component;
+    ++components;
+  }
+  if (path.empty()) path = "unnamed";
+  return {path, path != claimed};
+}
+
 std::string DerivativeName(std::string_view safe_name, std::string_view extension) {
   std::string_view stem = safe_name;
-  if (size_t dot = stem.rfind('.'); dot != std::string_view::npos && dot > 0) stem = stem.substr(0, dot);
+  // Only the last component's extension: "v1.2/readme" has none.
+  const size_t leaf = stem.rfind('/') == std::string_view::npos ? 0 : stem.rfind('/') + 1;
+  if (size_t dot = stem.rfind('.'); dot != std::string_view::npos && dot > leaf) stem = stem.substr(0, dot);
   return std::string(stem) + std::string(extension);
 }
 

@@ -20,8 +20,16 @@ struct SafeName {
 // at most 200 bytes; "unnamed" when nothing is left.
 SafeName MakeSafeName(std::string_view claimed);
 
-// The derivative's name: `safe_name` with its extension replaced by
-// `extension` (which includes the dot).
+// An archive member's path, made safe to recreate anywhere: both
+// separators split it, empty, "." and ".." components and a leading drive
+// ("C:") are dropped (so it can never leave the archive or be absolute),
+// and every component is made safe as by MakeSafeName. At most 16
+// components; "unnamed" when nothing is left. Joined with "/".
+SafeName MakeSafePath(std::string_view claimed);
+
+// The derivative's name: `safe_name` (a name or a safe path) with the
+// extension of its last component replaced by `extension` (which includes
+// the dot).
 std::string DerivativeName(std::string_view safe_name, std::string_view extension);
 
 }  // namespace mugai

@@ -13,6 +13,7 @@ std::optional<Conversion> ConversionFor(std::string_view mime_type, std::string_
   static constexpr Conversion kImage{"image", "convert_image", DerivativeKind::kImage, kPixelRecords};
   static constexpr Conversion kOffice{"office", "convert_office", DerivativeKind::kFlattenedPdfOfChild,
                                       kChildRecords, WorkerKind::kOffice};
+  static constexpr Conversion kArchive{"archive", "unpack_archive", DerivativeKind::kArchive, kChildRecords};
   // An allow-list, deliberately: libmagic reports scripts as text/x-shellscript,
   // text/x-python and so on, and those must stay blocked.
   static constexpr std::pair<std::string_view, Conversion> kAllowed[] = {
@@ -65,6 +66,25 @@ std::optional<Conversion> ConversionFor(std::string_view mime_type, std::string_
       {"application/CDFV2", kOffice},
       {"application/vnd.ms-office", kOffice},
       {"application/vnd.ms-visio.drawing.main+xml", kOffice},
+      // Archives and compressors libarchive reads (sanitizers/archive/);
+      // ARJ, for one, is not among them and stays blocked.
+      {"application/zip", kArchive},
+      {"application/x-7z-compressed", kArchive},
+      {"application/x-rar", kArchive},
+      {"application/vnd.rar", kArchive},
+      {"application/x-tar", kArchive},
+      {"application/x-cpio", kArchive},
+      {"application/vnd.ms-cab-compressed", kArchive},
+      {"application/x-lzh-compressed", kArchive},
+      {"application/x-iso9660-image", kArchive},
+      {"application/gzip", kArchive},
+      {"application/x-bzip2", kArchive},
+      {"application/x-xz", kArchive},
+      {"application/x-lzma", kArchive},
+      {"application/x-lzip", kArchive},
+      {"application/x-lz4", kArchive},
+      {"application/zstd", kArchive},
+      {"application/x-compress", kArchive},
   };
   for (const auto& [type, conversion] : kAllowed) {
     if (type == mime_type) return conversion;

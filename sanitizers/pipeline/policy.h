@@ -15,6 +15,9 @@ enum class DerivativeKind {
   // The converter's one Child is a PDF (LibreOffice's output, as untrusted
   // as the original), which is then flattened like any PDF.
   kFlattenedPdfOfChild,
+  // The converter's Children are the archive's members, each sanitized as
+  // an item of its own; their derivatives are delivered as one zip.
+  kArchive,
 };
 
 // Which pool of workers runs the converter: LibreOffice needs a sandbox of

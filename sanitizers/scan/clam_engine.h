@@ -4,6 +4,7 @@
 // Scan() is const and safe to call from many threads at once.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,7 +19,18 @@ struct ClamVerdict {
   enum Kind { kClean, kDetected, kError };
   Kind kind = kError;
   std::string signature;  // when kDetected
-  std::string error;      // when kError
+  // When kDetected: the layer libclamav matched in, as the names of the
+  // layers below the item joined by "/" (e.g. "docs.tar/clam.exe").
+  // Layers libclamav gives no name, and those it names after its temporary
+  // files (normalized ones), are left out, so "" is the item itself, a match
+  // in unnamed layers only (the content of a .bz2), or a heuristic
+  // (Heuristics.*, PUA.*), which libclamav reports against the item. Names
+  // come from the content: raw bytes, not necessarily UTF-8, cut at
+  // kMaxLocationBytes.
+  std::string location;
+  std::string error;  // when kError
+
+  static constexpr size_t kMaxLocationBytes = 1024;
 };
 
 class ClamEngine {
@@ -35,7 +47,8 @@ class ClamEngine {
   // All parsers on, heuristics on. Content that exceeds an engine limit
   // (size, recursion, file count, scan time) is not passed as clean: libclamav
   // reports it as "Heuristics.Limits.Exceeded.*" and that is kDetected, like
-  // any other match, so the caller quarantines it (fail closed).
+  // any other match, so the caller quarantines it (fail closed). A detection
+  // says which layer inside the content matched (ClamVerdict::location).
   ClamVerdict Scan(std::string_view content) const;
 
   const std::string& directory() const { return directory_; }

@@ -357,6 +357,7 @@ class ScannerClient::Impl {
         verdict.ok = true;
         verdict.detected = true;
         verdict.signature = result.signature();
+        verdict.location = result.location();
         break;
       default:
         verdict.error = "scan failed: " + result.error();

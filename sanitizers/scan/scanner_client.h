@@ -34,6 +34,10 @@ struct ScanVerdict {
   std::string error;
   bool detected = false;  // ClamAV matched `signature`
   std::string signature;
+  // Where inside the content it matched: layer names joined by "/", ""
+  // for the content itself (see ScanResult.location). Raw bytes from the
+  // content, not yet made valid UTF-8 or safe to show.
+  std::string location;
   std::string mime_type;  // libmagic
   std::string description;
 };

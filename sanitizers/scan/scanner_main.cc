@@ -312,6 +312,7 @@ class Scanner {
         case ClamVerdict::kDetected:
           result->set_verdict(ScanResult::DETECTED);
           result->set_signature(verdict.signature);
+          result->set_location(verdict.location);
           break;
         case ClamVerdict::kError:
           result->set_verdict(ScanResult::ERROR);

@@ -1,5 +1,5 @@
 // The production converter worker (mugai-worker): the converters for text,
-// HTML, PDF and images, and its main(). Apart from the job loop
+// HTML, PDF, images and archives, and its main(). Apart from the job loop
 // (worker_loop.h), so a worker with converters of its own (the Office
 // worker) links none of these libraries.
 #pragma once

@@ -8,10 +8,18 @@ void RecordSink::Text(std::string utf8) {
   Emit(std::move(record));
 }
 
-void RecordSink::Finding(std::string_view code, std::string reason) {
+void RecordSink::Finding(std::string_view code, std::string reason, std::string_view subject) {
   v1::worker::Record record;
   record.mutable_finding()->set_code(std::string(code));
   record.mutable_finding()->set_reason(std::move(reason));
+  record.mutable_finding()->set_subject(std::string(subject));
+  Emit(std::move(record));
+}
+
+void RecordSink::Child(std::string name, std::string content) {
+  v1::worker::Record record;
+  record.mutable_child()->set_name(std::move(name));
+  record.mutable_child()->set_content(std::move(content));
   Emit(std::move(record));
 }
 

@@ -21,7 +21,9 @@ class RecordSink {
   virtual void Emit(v1::worker::Record record) = 0;
 
   void Text(std::string utf8);
-  void Finding(std::string_view code, std::string reason);
+  // `subject`: the child the finding is about (WorkerFinding.subject).
+  void Finding(std::string_view code, std::string reason, std::string_view subject = {});
+  void Child(std::string name, std::string content);
 };
 
 // A Pixels record of the given size, its data allocated (zeroed) for the
@@ -34,6 +36,7 @@ struct ConvertInput {
   uint64_t max_output_bytes;  // converters stop producing text past this
   v1::worker::RenderOptions render = {};  // for converters that render
   std::chrono::milliseconds time_limit{0};  // 0: none beyond the daemon's deadline
+  v1::worker::ArchiveOptions archive = {};  // for the archive converter
 };
 
 class Converter {

@@ -138,6 +138,20 @@ Config LoadConfig(const std::string& path) {
     t.Number("gray_palette_colors", &d.encoding.gray_palette_colors, 2, 256);
     t.Number("jpeg_quality", &d.encoding.jpeg_quality, 1, 100);
   });
+  reader.Table("archives", [&](TableReader& t) {
+    ArchiveLimits& a = config.archives;
+    t.Number("max_depth", &a.max_depth, 1, 64);
+    t.Number("max_members", &a.max_members, 1, 1'000'000);
+    t.Number("max_expanded_bytes", &a.max_expanded_bytes, 1, int64_t{64} << 30);
+    t.Number("max_ratio", &a.max_ratio, 1, 100'000);
+    t.Number("ratio_free_bytes", &a.ratio_free_bytes, 0, int64_t{64} << 30);
+    std::string blocked = a.hold_blocked_members ? "quarantine" : "remove";
+    t.String("blocked_members", &blocked);
+    if (blocked != "remove" && blocked != "quarantine") {
+      throw ConfigError(path + ": \"archives.blocked_members\" must be \"remove\" or \"quarantine\"");
+    }
+    a.hold_blocked_members = blocked == "quarantine";
+  });
   reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
   reader.RejectUnknown();
   return config;

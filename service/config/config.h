@@ -35,6 +35,7 @@ struct Config {
 
   PipelineLimits limits;
   FlattenOptions documents;
+  ArchiveLimits archives;
   unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this
 };
 

@@ -137,6 +137,13 @@ int Run(int argc, char** argv) {
   // One job renders at most all of a document's pages, 4 bytes a pixel.
   pool_options.record_limits.max_pixels = config.documents.max_page_pixels;
   pool_options.record_limits.max_pixel_bytes = config.documents.max_total_pixels * 4;
+  // One job unpacks at most what is left of an item's archive budget; every
+  // refused member is a finding.
+  pool_options.record_limits.max_children = config.archives.max_members;
+  pool_options.record_limits.max_child_bytes = config.archives.max_expanded_bytes;
+  pool_options.record_limits.max_findings = config.archives.max_members + 1'000;
+  pool_options.record_limits.max_records = std::max<uint64_t>(pool_options.record_limits.max_records,
+                                                              2 * uint64_t{config.archives.max_members} + 1'000);
   pool_options.memory_bytes = config.worker_memory_bytes;
   pool_options.sandbox = config.worker_sandbox;
   WorkerPool pool(pool_options);
@@ -163,7 +170,7 @@ int Run(int argc, char** argv) {
   }
 
   InitVips();
-  FileSanitizer sanitizer(scanner, pool, config.limits, config.documents, office_pool.get());
+  FileSanitizer sanitizer(scanner, pool, config.limits, config.documents, office_pool.get(), config.archives);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -47,6 +47,22 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(d.encoding.palette_colors, e.encoding.palette_colors);
   EXPECT_EQ(d.encoding.gray_palette_colors, e.encoding.gray_palette_colors);
   EXPECT_EQ(d.encoding.jpeg_quality, e.encoding.jpeg_quality);
+  const ArchiveLimits &a = sample.archives, &b = defaults.archives;
+  EXPECT_EQ(a.max_depth, b.max_depth);
+  EXPECT_EQ(a.max_members, b.max_members);
+  EXPECT_EQ(a.max_expanded_bytes, b.max_expanded_bytes);
+  EXPECT_EQ(a.max_ratio, b.max_ratio);
+  EXPECT_EQ(a.ratio_free_bytes, b.ratio_free_bytes);
+  EXPECT_EQ(a.hold_blocked_members, b.hold_blocked_members);
+}
+
+TEST(Config, ArchiveLimits) {
+  Config c = LoadConfig(WriteConfig("[archives]\nmax_depth = 3\nmax_members = 10\nblocked_members = \"quarantine\"\n"));
+  EXPECT_EQ(c.archives.max_depth, 3u);
+  EXPECT_EQ(c.archives.max_members, 10u);
+  EXPECT_TRUE(c.archives.hold_blocked_members);
+  EXPECT_THROW(LoadConfig(WriteConfig("[archives]\nblocked_members = \"deliver\"\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[archives]\nmax_depth = 0\n")), ConfigError);
 }
 
 TEST(Config, DocumentLimits) {

@@ -83,11 +83,13 @@ TEST_F(ScannerClientTest, VerdictsAndTypes) {
   ASSERT_TRUE(eicar.ok) << eicar.error;
   EXPECT_TRUE(eicar.detected);
   EXPECT_EQ(eicar.signature.rfind("Mugai.Test.EICAR", 0), 0u) << eicar.signature;
+  EXPECT_EQ(eicar.location, "");  // the content itself
   EXPECT_EQ(eicar.mime_type, "text/plain");
 
   ScanVerdict zip = client->Scan(TestFile("clam.zip"), In(10s));
   ASSERT_TRUE(zip.ok) << zip.error;
   EXPECT_TRUE(zip.detected);
+  EXPECT_EQ(zip.location, "clam.exe");
   EXPECT_EQ(zip.mime_type, "application/zip");
   EXPECT_FALSE(zip.description.empty());
 
@@ -95,6 +97,7 @@ TEST_F(ScannerClientTest, VerdictsAndTypes) {
   ASSERT_TRUE(clean.ok) << clean.error;
   EXPECT_FALSE(clean.detected);
   EXPECT_TRUE(clean.signature.empty());
+  EXPECT_TRUE(clean.location.empty());
   EXPECT_EQ(clean.mime_type, "text/plain");
 }
 

@@ -1,0 +1,241 @@
+// The archive path of the file pipeline: a worker unpacks, every member is
+// sanitized as an item of its own (recursively, within the budget of the
+// whole submitted item), and the members' derivatives are delivered as one
+// zip written here. What a member could not be made into is left out and
+// listed in a notice inside the zip, unless it holds the whole archive.
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "sanitizers/archive/derivative_zip.h"
+#include "sanitizers/core/findings.h"
+#include "sanitizers/core/sha256.h"
+#include "sanitizers/pipeline/file_sanitizer.h"
+#include "sanitizers/pipeline/names.h"
+#include "sanitizers/worker/record_validator.h"
+
+namespace mugai {
+namespace {
+
+constexpr std::string_view kNoticeName = "MUGAI_NOTICE.txt";
+
+// Said to the sender with archive.encrypted: what to do instead.
+constexpr std::string_view kEncryptedAdvice =
+    " / 暗号化（パスワード付き）された圧縮ファイルは中身を検査できないため、隔離しました。"
+    "パスワードを付けずに圧縮し直すか、ファイルを圧縮せずにそのまま送ってください。"
+    " / An encrypted (password-protected) archive cannot be inspected, so it was quarantined. "
+    "Send it again without a password, or send the files themselves, uncompressed.";
+
+std::string JoinPath(const std::string& parent, const std::string& member) {
+  return parent.empty() ? member : parent + "/" + member;
+}
+
+// `path`, or "name (2).ext" and so on when the zip has it already (a.doc
+// and a.docx both become a.pdf).
+std::string UniquePath(std::set<std::string>& taken, const std::string& path) {
+  if (taken.insert(path).second) return path;
+  const size_t slash = path.rfind('/');
+  const size_t leaf = slash == std::string::npos ? 0 : slash + 1;
+  size_t dot = path.rfind('.');
+  if (dot == std::string::npos || dot <= leaf) dot = path.size();
+  for (unsigned n = 2;; ++n) {
+    std::string candidate = path.substr(0, dot) + " (" + std::to_string(n) + ")" + path.substr(dot);
+    if (taken.insert(candidate).second) return candidate;
+  }
+}
+
+// The zip's name: the archive's, without the extensions of a compressed
+// tar ("report.tar.gz" becomes "report.zip"), else with .zip for its last.
+std::string ZipName(const std::string& name) {
+  static constexpr std::string_view kCompressedTar[] = {".tar.gz", ".tar.bz2", ".tar.xz", ".tar.zst", ".tar.lzma",
+                                                        ".tar.lz",  ".tar.lz4", ".tar.z",  ".tgz",     ".tbz2",
+                                                        ".tbz",     ".txz",     ".tzst"};
+  std::string lower = name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  for (std::string_view suffix : kCompressedTar) {
+    if (lower.ends_with(suffix) && lower.size() > suffix.size()) {
+      return name.substr(0, name.size() - suffix.size()) + ".zip";
+    }
+  }
+  return DerivativeName(name, ".zip");
+}
+
+std::string Notice(const std::vector<MemberFinding>& removed) {
+  std::string text =
+      "無害化通知 / Mugai notice\n\n"
+      "この圧縮ファイルの次のファイルは、安全な形に変換できなかったため取り除きました。"
+      "原本は管理者が保管しています。必要な場合は管理者にお問い合わせください。\n"
+      "The files below could not be made safe and were removed from this archive. "
+      "The administrators keep the originals; ask them if you need one.\n\n";
+  for (const MemberFinding& r : removed) text += "- " + r.path + "  [" + r.code + "] " + r.reason + "\n";
+  return text;
+}
+
+// Why a member that was not delivered was held: the reasons found in its
+// own members, or its own findings (an empty member is rejected, which
+// holds nothing, but is not delivered either).
+std::vector<MemberFinding> HeldFor(SanitizedFile& member) {
+  if (!member.held_for_members.empty()) return std::move(member.held_for_members);
+  std::vector<MemberFinding> held_for;
+  const v1::ItemReport& item = member.report.item();
+  for (const v1::Finding& f : item.findings()) {
+    if (HoldsItem(f.code()) || f.code() == finding::kInputEmpty) held_for.push_back({item.path(), f.code(), f.reason()});
+  }
+  if (held_for.empty()) held_for.push_back({item.path(), std::string(finding::kInternalError), "not delivered"});
+  return held_for;
+}
+
+}  // namespace
+
+SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
+                                           v1::worker::Job job, ItemBudget& budget) const {
+  const std::string name = job.name();
+  if (depth >= archives_.max_depth) {
+    AddFinding(item, finding::kLimitDepth,
+               "archives are nested more than " + std::to_string(archives_.max_depth) + " deep");
+    return Hold(std::move(item), "quarantine");
+  }
+  v1::worker::ArchiveOptions& options = *job.mutable_archive();
+  options.set_max_members(static_cast<uint32_t>(std::min<uint64_t>(budget.members_left, UINT32_MAX)));
+  options.set_max_expanded_bytes(budget.expanded_left);
+  options.set_max_ratio_bytes(budget.ratio_left);
+  options.set_max_member_bytes(limits_.max_file_bytes);
+  // The worker stops with limit.time a little before the deadline would
+  // make it a worker.timeout.
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(budget.deadline - Clock::now());
+  job.set_time_limit_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count() * 9 / 10)));
+  JobResult unpacked = workers_.Run(std::move(job), budget.deadline, kChildRecords);
+  if (HeldForWorker(item, name, unpacked.status, unpacked.detail)) return Hold(std::move(item), "quarantine");
+
+  std::vector<v1::worker::Child> members;
+  std::vector<v1::worker::WorkerFinding> refused;        // members not unpacked (links, devices)
+  std::vector<v1::worker::WorkerFinding> about_archive;  // the archive as a whole
+  uint64_t expanded = 0;
+  for (v1::worker::Record& record : unpacked.records) {
+    if (record.has_child()) {
+      expanded += record.child().content().size();
+      members.push_back(std::move(*record.mutable_child()));
+    } else if (record.has_finding()) {
+      // Only links and devices are refused one by one; every other finding
+      // stopped the job, and is about the archive (whatever member it names).
+      const std::string& code = record.finding().code();
+      const bool member_refused = code == finding::kArchiveLink || code == finding::kArchiveSpecialFile;
+      (member_refused ? refused : about_archive).push_back(std::move(*record.mutable_finding()));
+    }
+  }
+  // The worker's word is not enough: the same limits, on what it sent.
+  auto over = [&](std::string_view code, std::string what, uint64_t value, uint64_t limit) {
+    v1::worker::WorkerFinding& f = about_archive.emplace_back();
+    f.set_code(std::string(code));
+    f.set_reason("the worker sent " + std::to_string(value) + " " + what + "; " + std::to_string(limit) + " were left");
+  };
+  if (members.size() + refused.size() > budget.members_left) {
+    over(finding::kLimitMembers, "members", members.size() + refused.size(), budget.members_left);
+  } else if (expanded > budget.expanded_left) {
+    over(finding::kLimitExpandedSize, "bytes", expanded, budget.expanded_left);
+  } else if (expanded > budget.ratio_left) {
+    over(finding::kLimitRatio, "bytes", expanded, budget.ratio_left);
+  }
+  for (v1::worker::WorkerFinding& f : about_archive) {
+    if (f.code() == finding::kArchiveEncrypted) f.mutable_reason()->append(kEncryptedAdvice);
+  }
+  if (HeldForFindings(item, about_archive)) return Hold(std::move(item), "quarantine");
+  budget.members_left -= members.size() + refused.size();
+  budget.expanded_left -= expanded;
+  budget.ratio_left -= expanded;
+
+  std::vector<MemberFinding> removed;    // members left out
+  std::vector<MemberFinding> enclosing;  // what holds this whole archive
+  // Held for its members: the findings say which, and what was found.
+  auto held_for = [&item](std::vector<MemberFinding> found) {
+    for (const MemberFinding& f : found) AddFinding(item, f.code, f.path + ": " + f.reason);
+    SanitizedFile held = Hold(std::move(item), "quarantine");
+    held.held_for_members = std::move(found);
+    return held;
+  };
+  for (const v1::worker::WorkerFinding& f : refused) {
+    v1::ItemReport member = NewItem(f.subject(), "", 0);
+    member.set_path(JoinPath(path, MakeSafePath(f.subject()).name));
+    AddFinding(member, f.code(), f.reason());
+    removed.push_back({member.path(), f.code(), f.reason()});
+    *item.add_children() = Hold(std::move(member), "block").report.item();
+  }
+
+  DerivativeZip zip;
+  std::set<std::string> taken;
+  size_t delivered = 0;
+  bool with_removals = false;
+  for (size_t i = 0; i < members.size(); ++i) {
+    if (Clock::now() >= budget.deadline) {
+      AddFinding(item, finding::kLimitTime,
+                 "the item's time ran out after " + std::to_string(i) + " of " + std::to_string(members.size()) +
+                     " members");
+      return Hold(std::move(item), "quarantine");
+    }
+    v1::worker::Child& child = members[i];
+    const SafeName member_path = MakeSafePath(child.name());
+    if (child.content().empty()) {
+      // Nothing to convert and nothing to hide: kept as it is, an empty
+      // file (an upload of nothing, by contrast, is refused).
+      v1::ItemReport empty = NewItem(child.name(), "", 0);
+      empty.set_path(JoinPath(path, member_path.name));
+      empty.set_sha256(Sha256Hex(""));
+      if (member_path.changed) {
+        AddFinding(empty, finding::kNameUnsafe, "the name was made safe as \"" + member_path.name + "\"");
+      }
+      v1::Derivative& derivative = *empty.add_derivatives();
+      derivative.set_name(UniquePath(taken, member_path.name));
+      derivative.set_media_type("application/octet-stream");
+      derivative.set_sha256(empty.sha256());
+      zip.Add(derivative.name(), "");
+      ++delivered;
+      *item.add_children() = Finish(std::move(empty), "keep_empty", outcome::kDelivered).report.item();
+      continue;
+    }
+    SanitizedFile member =
+        SanitizeItem({child.name(), "", child.content()}, JoinPath(path, member_path.name), depth + 1, budget);
+    std::string().swap(*child.mutable_content());
+    v1::ItemReport& report = *member.report.mutable_item();
+    if (report.outcome() == outcome::kQuarantined || report.outcome() == outcome::kRejected) {
+      std::vector<MemberFinding> held_for = HeldFor(member);
+      for (MemberFinding& f : held_for) {
+        (HoldsEnclosingArchive(f.code) ? enclosing : removed).push_back(std::move(f));
+      }
+      *item.add_children() = std::move(report);
+      // The whole archive is held: the members after this one do not matter.
+      if (!enclosing.empty()) break;
+      continue;
+    }
+    for (int d = 0; d < report.derivatives_size(); ++d) {
+      v1::Derivative& derivative = *report.mutable_derivatives(d);
+      derivative.set_name(UniquePath(taken, derivative.name()));
+      zip.Add(derivative.name(), member.derivatives[d]);
+    }
+    ++delivered;
+    with_removals = with_removals || report.outcome() == outcome::kDeliveredWithRemovals;
+    *item.add_children() = std::move(report);
+  }
+
+  if (!enclosing.empty()) return held_for(std::move(enclosing));
+  if (!removed.empty() && (archives_.hold_blocked_members || delivered == 0)) return held_for(std::move(removed));
+  if (!removed.empty()) zip.Add(UniquePath(taken, std::string(kNoticeName)), Notice(removed));
+  std::string bytes = std::move(zip).Finish();
+  v1::Derivative* derivative = item.add_derivatives();
+  derivative->set_name(ZipName(name));
+  derivative->set_media_type("application/zip");
+  derivative->set_sha256(Sha256Hex(bytes));
+  derivative->set_size(bytes.size());
+  const std::string action = item.action();
+  std::vector<std::string> derivatives;
+  derivatives.push_back(std::move(bytes));
+  SanitizedFile archive =
+      Finish(std::move(item), action,
+             removed.empty() && !with_removals ? outcome::kDelivered : outcome::kDeliveredWithRemovals,
+             std::move(derivatives));
+  // The receiver got less than was sent: the original stays for the
+  // administrators.
+  archive.hold_original = !removed.empty();
+  return archive;
+}
+
+}  // namespace mugai
