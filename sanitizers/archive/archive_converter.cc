@@ -408,7 +408,7 @@ class Unpacker {
         sink_.Finding(finding::kArchiveSpecialFile, std::string(SpecialFileKind(type)) + ", refused", path);
         continue;
       }
-      std::optional<std::string> content = Read(a, path);
+      std::optional<std::string> content = Read(a, entry, path);
       if (!content) return;
       sink_.Child(std::move(path), std::move(*content));
     }
@@ -419,9 +419,16 @@ class Unpacker {
 
   // The current member's bytes, or nullopt when a limit stopped the job:
   // every limit is checked after each block.
-  std::optional<std::string> Read(archive* a, const std::string& path) {
-    const ArchiveOptions& limits = input_.archive;
+  std::optional<std::string> Read(archive* a, archive_entry* entry, const std::string& path) {
+    // A size the header declares over a limit stops the job before a byte
+    // is decompressed (a bomb that says what it is); one within them sizes
+    // the buffer. Headers can lie low, so the bytes are counted anyway.
     std::string bytes;
+    if (archive_entry_size_is_set(entry) && archive_entry_size(entry) > 0) {
+      const auto declared = static_cast<uint64_t>(archive_entry_size(entry));
+      if (OverLimit(declared, expanded_bytes_ + declared, path, "declares")) return std::nullopt;
+      bytes.reserve(declared);
+    }
     uint64_t member_bytes = 0;
     for (;;) {
       const size_t at = bytes.size();
@@ -432,25 +439,31 @@ class Unpacker {
       if (n == 0) return bytes;
       member_bytes += static_cast<uint64_t>(n);
       expanded_bytes_ += static_cast<uint64_t>(n);
-      if (limits.max_member_bytes() != 0 && member_bytes > limits.max_member_bytes()) {
-        Stop(finding::kLimitFileSize, "a member larger than " + std::to_string(limits.max_member_bytes()) + " bytes",
-             path);
-        return std::nullopt;
-      }
-      if (limits.max_expanded_bytes() != 0 && expanded_bytes_ > limits.max_expanded_bytes()) {
-        Stop(finding::kLimitExpandedSize, "more than " + std::to_string(limits.max_expanded_bytes()) + " bytes unpacked");
-        return std::nullopt;
-      }
-      if (limits.max_ratio_bytes() != 0 && expanded_bytes_ > limits.max_ratio_bytes()) {
-        Stop(finding::kLimitRatio, "more than " + std::to_string(limits.max_ratio_bytes()) +
-                                       " bytes unpacked, beyond the expansion ratio allowed");
-        return std::nullopt;
-      }
+      if (OverLimit(member_bytes, expanded_bytes_, path, "unpacks to")) return std::nullopt;
       if (!InTime()) {
         StopForTime();
         return std::nullopt;
       }
     }
+  }
+
+  // Stops the job when a member of `member` bytes, with `total` unpacked
+  // in all, is over a limit: the ratio first, which is what a bomb breaks.
+  bool OverLimit(uint64_t member, uint64_t total, const std::string& path, std::string_view verb) {
+    const ArchiveOptions& limits = input_.archive;
+    const std::string size = "\"" + path + "\" " + std::string(verb) + " " + std::to_string(member) + " bytes";
+    if (limits.max_ratio_bytes() != 0 && total > limits.max_ratio_bytes()) {
+      Stop(finding::kLimitRatio, size + ": more than the " + std::to_string(limits.max_ratio_bytes()) +
+                                     " bytes the expansion ratio allows the item");
+    } else if (limits.max_expanded_bytes() != 0 && total > limits.max_expanded_bytes()) {
+      Stop(finding::kLimitExpandedSize,
+           size + ": more than the " + std::to_string(limits.max_expanded_bytes()) + " bytes the item may unpack");
+    } else if (limits.max_member_bytes() != 0 && member > limits.max_member_bytes()) {
+      Stop(finding::kLimitFileSize, size + ": more than " + std::to_string(limits.max_member_bytes()), path);
+    } else {
+      return false;
+    }
+    return true;
   }
 
   bool InTime() const { return input_.time_limit.count() == 0 || Clock::now() - start_ <= input_.time_limit; }

@@ -30,13 +30,15 @@
 //                        followed; the reason names the target)
 //   archive.special_file a device, FIFO or socket member (refused)
 //   limit.members        more entries (of any kind) than max_members
-//   limit.expanded_size  more bytes unpacked than max_expanded_bytes
 //   limit.ratio          more bytes unpacked than max_ratio_bytes
+//   limit.expanded_size  more bytes unpacked than max_expanded_bytes
 //   limit.file_size      one member larger than max_member_bytes
 //   limit.time           ConvertInput.time_limit passed
 // A zero in an ArchiveOptions field (or time_limit) is no limit from it: the
-// daemon always sets them. Every limit is checked while a member is being
-// read, block by block, so a bomb stops after at most one 64 KiB read block
+// daemon always sets them. The size limits are checked in the order above
+// (a bomb is over its ratio first) on the size a member's header declares,
+// before anything is decompressed, and again while it is read, block by
+// block, so a bomb whose header lies stops after at most one 64 KiB block
 // beyond the limit; the job then stops. Corrupt data, a format or method
 // libarchive cannot read (PKWARE implode), and bytes that are no archive
 // throw ConvertError (parse.failed).

@@ -4,8 +4,13 @@
 // zip written here. What a member could not be made into is left out and
 // listed in a notice inside the zip, unless it holds the whole archive.
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <exception>
+#include <mutex>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "sanitizers/archive/derivative_zip.h"
 #include "sanitizers/core/findings.h"
@@ -85,7 +90,55 @@ std::vector<MemberFinding> HeldFor(SanitizedFile& member) {
   return held_for;
 }
 
+// True when `member` holds the archive it is in, whole.
+bool HoldsItsArchive(const SanitizedFile& member) {
+  if (member.report.item().outcome() != outcome::kQuarantined) return false;
+  const auto& findings = member.report.item().findings();
+  return std::ranges::any_of(member.held_for_members, [](const MemberFinding& f) { return HoldsEnclosingArchive(f.code); }) ||
+         std::ranges::any_of(findings, [](const v1::Finding& f) { return HoldsEnclosingArchive(f.code()); });
+}
+
 }  // namespace
+
+std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeMembers(std::vector<v1::worker::Child>& members,
+                                                                        const std::string& path, unsigned depth,
+                                                                        ItemBudget& budget) const {
+  std::vector<std::optional<SanitizedFile>> sanitized(members.size());
+  std::atomic<size_t> next{0};
+  std::atomic<bool> stop{false};
+  std::mutex failure_mutex;
+  std::exception_ptr failure;
+  auto sanitize = [&] {
+    while (!stop) {
+      const size_t i = next++;
+      if (i >= members.size()) break;
+      v1::worker::Child& child = members[i];
+      if (child.content().empty()) continue;
+      if (Clock::now() >= budget.deadline) break;
+      try {
+        sanitized[i] = SanitizeItem({child.name(), "", child.content()},
+                                    JoinPath(path, MakeSafePath(child.name()).name), depth + 1, budget);
+      } catch (...) {
+        std::lock_guard lock(failure_mutex);
+        if (!failure) failure = std::current_exception();
+        stop = true;
+      }
+      std::string().swap(*child.mutable_content());
+      // The whole archive is held: the members not started do not matter.
+      if (sanitized[i] && HoldsItsArchive(*sanitized[i])) stop = true;
+    }
+  };
+  {
+    // As many members at once as there are workers: each takes one while
+    // it converts (a PDF may take more, and waits for them).
+    std::vector<std::jthread> threads;
+    const size_t count = std::min<size_t>(members.size(), std::max(1u, workers_.size()));
+    for (size_t t = 1; t < count; ++t) threads.emplace_back(sanitize);
+    sanitize();
+  }
+  if (failure) std::rethrow_exception(failure);
+  return sanitized;
+}
 
 SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
                                            v1::worker::Job job, ItemBudget& budget) const {
@@ -96,9 +149,23 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     return Hold(std::move(item), "quarantine");
   }
   v1::worker::ArchiveOptions& options = *job.mutable_archive();
-  options.set_max_members(static_cast<uint32_t>(std::min<uint64_t>(budget.members_left, UINT32_MAX)));
-  options.set_max_expanded_bytes(budget.expanded_left);
-  options.set_max_ratio_bytes(budget.ratio_left);
+  {
+    // What is left now; archives beside this one may spend some meanwhile,
+    // which the check below, under the lock, catches. Nothing left is no
+    // job at all (a zero would tell the worker "no limit").
+    std::lock_guard lock(budget.mutex);
+    if (budget.members_left == 0 || budget.expanded_left == 0 || budget.ratio_left == 0) {
+      AddFinding(item,
+                 budget.members_left == 0    ? finding::kLimitMembers
+                 : budget.expanded_left == 0 ? finding::kLimitExpandedSize
+                                             : finding::kLimitRatio,
+                 "the item's other archives used up what it may unpack");
+      return Hold(std::move(item), "quarantine");
+    }
+    options.set_max_members(static_cast<uint32_t>(std::min<uint64_t>(budget.members_left, UINT32_MAX)));
+    options.set_max_expanded_bytes(budget.expanded_left);
+    options.set_max_ratio_bytes(budget.ratio_left);
+  }
   options.set_max_member_bytes(limits_.max_file_bytes);
   // The worker stops with limit.time a little before the deadline would
   // make it a worker.timeout.
@@ -129,20 +196,31 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     f.set_code(std::string(code));
     f.set_reason("the worker sent " + std::to_string(value) + " " + what + "; " + std::to_string(limit) + " were left");
   };
-  if (members.size() + refused.size() > budget.members_left) {
-    over(finding::kLimitMembers, "members", members.size() + refused.size(), budget.members_left);
-  } else if (expanded > budget.expanded_left) {
-    over(finding::kLimitExpandedSize, "bytes", expanded, budget.expanded_left);
-  } else if (expanded > budget.ratio_left) {
-    over(finding::kLimitRatio, "bytes", expanded, budget.ratio_left);
+  {
+    std::lock_guard lock(budget.mutex);
+    const uint64_t entries = members.size() + refused.size();
+    if (entries > budget.members_left) {
+      over(finding::kLimitMembers, "members", entries, budget.members_left);
+    } else if (expanded > budget.expanded_left) {
+      over(finding::kLimitExpandedSize, "bytes", expanded, budget.expanded_left);
+    } else if (expanded > budget.ratio_left) {
+      over(finding::kLimitRatio, "bytes", expanded, budget.ratio_left);
+    } else {
+      budget.members_left -= entries;
+      budget.expanded_left -= expanded;
+      budget.ratio_left -= expanded;
+    }
   }
   for (v1::worker::WorkerFinding& f : about_archive) {
     if (f.code() == finding::kArchiveEncrypted) f.mutable_reason()->append(kEncryptedAdvice);
   }
   if (HeldForFindings(item, about_archive)) return Hold(std::move(item), "quarantine");
-  budget.members_left -= members.size() + refused.size();
-  budget.expanded_left -= expanded;
-  budget.ratio_left -= expanded;
+  if (members.empty() && refused.empty()) {
+    // Nothing to deliver, and maybe not what it seems: a compressed file
+    // that starts with zeros reads as an empty tar. The original is kept.
+    AddFinding(item, finding::kParseFailed, "no members found in the archive");
+    return Hold(std::move(item), "quarantine");
+  }
 
   std::vector<MemberFinding> removed;    // members left out
   std::vector<MemberFinding> enclosing;  // what holds this whole archive
@@ -161,20 +239,26 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     *item.add_children() = Hold(std::move(member), "block").report.item();
   }
 
+  std::vector<bool> empty_members;
+  for (const v1::worker::Child& child : members) empty_members.push_back(child.content().empty());
+  std::vector<std::optional<SanitizedFile>> sanitized = SanitizeMembers(members, path, depth, budget);
+  for (std::optional<SanitizedFile>& member : sanitized) {
+    if (!member || !HoldsItsArchive(*member)) continue;
+    for (MemberFinding& f : HeldFor(*member)) {
+      if (HoldsEnclosingArchive(f.code)) enclosing.push_back(std::move(f));
+    }
+    *item.add_children() = std::move(*member->report.mutable_item());
+  }
+  if (!enclosing.empty()) return held_for(std::move(enclosing));
+
   DerivativeZip zip;
   std::set<std::string> taken;
   size_t delivered = 0;
   bool with_removals = false;
   for (size_t i = 0; i < members.size(); ++i) {
-    if (Clock::now() >= budget.deadline) {
-      AddFinding(item, finding::kLimitTime,
-                 "the item's time ran out after " + std::to_string(i) + " of " + std::to_string(members.size()) +
-                     " members");
-      return Hold(std::move(item), "quarantine");
-    }
-    v1::worker::Child& child = members[i];
+    const v1::worker::Child& child = members[i];
     const SafeName member_path = MakeSafePath(child.name());
-    if (child.content().empty()) {
+    if (empty_members[i]) {
       // Nothing to convert and nothing to hide: kept as it is, an empty
       // file (an upload of nothing, by contrast, is refused).
       v1::ItemReport empty = NewItem(child.name(), "", 0);
@@ -192,18 +276,17 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
       *item.add_children() = Finish(std::move(empty), "keep_empty", outcome::kDelivered).report.item();
       continue;
     }
-    SanitizedFile member =
-        SanitizeItem({child.name(), "", child.content()}, JoinPath(path, member_path.name), depth + 1, budget);
-    std::string().swap(*child.mutable_content());
+    if (!sanitized[i]) {
+      // Not started: the item's time ran out.
+      AddFinding(item, finding::kLimitTime,
+                 "the item's time ran out before " + JoinPath(path, member_path.name) + " was sanitized");
+      return Hold(std::move(item), "quarantine");
+    }
+    SanitizedFile& member = *sanitized[i];
     v1::ItemReport& report = *member.report.mutable_item();
     if (report.outcome() == outcome::kQuarantined || report.outcome() == outcome::kRejected) {
-      std::vector<MemberFinding> held_for = HeldFor(member);
-      for (MemberFinding& f : held_for) {
-        (HoldsEnclosingArchive(f.code) ? enclosing : removed).push_back(std::move(f));
-      }
+      for (MemberFinding& f : HeldFor(member)) removed.push_back(std::move(f));
       *item.add_children() = std::move(report);
-      // The whole archive is held: the members after this one do not matter.
-      if (!enclosing.empty()) break;
       continue;
     }
     for (int d = 0; d < report.derivatives_size(); ++d) {
@@ -216,7 +299,6 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     *item.add_children() = std::move(report);
   }
 
-  if (!enclosing.empty()) return held_for(std::move(enclosing));
   if (!removed.empty() && (archives_.hold_blocked_members || delivered == 0)) return held_for(std::move(removed));
   if (!removed.empty()) zip.Add(UniquePath(taken, std::string(kNoticeName)), Notice(removed));
   std::string bytes = std::move(zip).Finish();

@@ -173,7 +173,7 @@ SanitizedFile HoldUnfinished(const FileSubmission& file, std::string reason) {
 SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   const uint64_t ratio_bytes = std::max<uint64_t>(archives_.ratio_free_bytes,
                                                   uint64_t{archives_.max_ratio} * file.content.size());
-  ItemBudget budget{Clock::now() + limits_.item_time, archives_.max_members, archives_.max_expanded_bytes,
+  ItemBudget budget{Clock::now() + limits_.item_time, {}, archives_.max_members, archives_.max_expanded_bytes,
                     ratio_bytes};
   return SanitizeItem(file, "", 0, budget);
 }

@@ -6,6 +6,8 @@
 
 #include <chrono>
 #include <cstdint>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -68,10 +70,12 @@ class FileSanitizer {
   const PipelineLimits& limits() const { return limits_; }
 
  private:
-  // What one submitted item may still use, shared by all its archives.
+  // What one submitted item may still use, shared by all its archives
+  // (whose members are sanitized on several threads at once).
   struct ItemBudget {
-    Deadline deadline;
-    uint64_t members_left;
+    const Deadline deadline;
+    std::mutex mutex;
+    uint64_t members_left;  // guarded by mutex, as are the two below
     uint64_t expanded_left;
     uint64_t ratio_left;
   };
@@ -80,6 +84,11 @@ class FileSanitizer {
   // at `path` inside it.
   SanitizedFile SanitizeItem(const FileSubmission& file, const std::string& path, unsigned depth,
                              ItemBudget& budget) const;
+  // Every member with content, several at once; nullopt for those not
+  // started (the deadline passed, or a member already holds the archive).
+  std::vector<std::optional<SanitizedFile>> SanitizeMembers(std::vector<v1::worker::Child>& members,
+                                                            const std::string& path, unsigned depth,
+                                                            ItemBudget& budget) const;
   SanitizedFile UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
                               v1::worker::Job job, ItemBudget& budget) const;
 

@@ -134,6 +134,18 @@ void PrintFindings(const v1::ItemReport& item, const std::string& indent) {
   }
 }
 
+// The members of a delivered archive that were left out, and why.
+void PrintRemovedMembers(const v1::ItemReport& item, const std::string& indent) {
+  for (const v1::ItemReport& member : item.children()) {
+    if (member.outcome() == "quarantined" || member.outcome() == "rejected") {
+      std::cout << indent << "removed " << member.path() << "\n";
+      PrintFindings(member, indent + "  ");
+    } else {
+      PrintRemovedMembers(member, indent);
+    }
+  }
+}
+
 int ExitFor(const std::string& outcome) {
   return outcome == "delivered" || outcome == "delivered_with_removals" ? kExitDelivered : kExitHeld;
 }
@@ -217,6 +229,7 @@ int SanitizeFile(const Options& o) {
     std::cout << path.filename().string() << ": " << report.outcome() << " (item "
               << report.item_id() << ", " << item.detected_type() << ")\n";
     PrintFindings(item, "  ");
+    if (report.outcome() == "delivered_with_removals") PrintRemovedMembers(item, "  ");
     for (const v1::Derivative& d : item.derivatives()) {
       std::cout << "  -> " << (o.output_dir ? (fs::path(*o.output_dir) / d.name()).string() : d.name())
                 << " (" << d.size() << " bytes, sha256 " << d.sha256() << ")\n";

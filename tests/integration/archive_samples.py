@@ -2,6 +2,7 @@
 and Windows names. Standard library, plus bsdtar (libarchive-tools) for the
 encrypted zips, which Python cannot write."""
 
+import gzip
 import io
 import struct
 import subprocess
@@ -36,6 +37,21 @@ def zeros_zip(path, mebibytes):
             chunk = bytes(1 << 20)
             for _ in range(mebibytes):
                 f.write(chunk)
+
+
+def zeros_gz(path, mebibytes):
+    with gzip.open(path, "wb") as f:
+        f.write(bytes(mebibytes << 20))
+
+
+def repeated_gz(path, mebibytes):
+    """A gzip of `mebibytes` MiB of one letter: gzip declares no size up
+    front, so only counting the bytes as they come stops it. (Not zeros:
+    libarchive reads zeros as the end of an empty tar.)"""
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        chunk = b"A" * (1 << 20)
+        for _ in range(mebibytes):
+            f.write(chunk)
 
 
 def overlapping_zip(count, kernel_bytes):
@@ -88,6 +104,20 @@ def traversal_tar():
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/shadow"
         t.addfile(link)
     return out.getvalue()
+
+
+def overspending_zip():
+    """A deflated zip of a stored zip whose member is named for the hostile
+    worker's "MUGAI-TEST:overspend" (visible in the inner zip's bytes only)."""
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("MUGAI-TEST:overspend.txt", b"x\n")
+    outer = io.BytesIO()
+    with zipfile.ZipFile(outer, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("inner.zip", inner.getvalue())
+    data = outer.getvalue()
+    assert b"MUGAI-TEST" not in data
+    return data
 
 
 def mixed_zip():

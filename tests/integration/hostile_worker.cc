@@ -124,6 +124,9 @@ class HostileConverter : public Converter {
         pixels->set_data(std::string(300, '\x80'));
         sink.Emit(std::move(record));
       }
+    } else if (input.archive.max_members() != 0 && content.find("MUGAI-TEST:overspend") != std::string_view::npos) {
+      // An archive worker that ignores the budget it was given.
+      for (int i = 0; i < 4; ++i) sink.Child("m" + std::to_string(i) + ".txt", "x\n");
     } else {
       honest_->Convert(input, sink);
     }

@@ -10,7 +10,7 @@ import unittest
 import zipfile
 
 import archive_samples
-from test_daemon import CORPUS, TESTFILES, DaemonTestCase, codes
+from test_daemon import CORPUS, TESTFILES, DaemonTestCase, children, codes
 
 
 def reasons(report, code):
@@ -75,14 +75,18 @@ class BombTest(ArchiveCase):
 
     def assert_held_bounded(self, name, path, code, max_growth_mib=64):
         pid = self.daemon.proc.pid
-        peak_rss_reset(pid)
+        processes = [pid] + children(pid)  # the workers and the scanner
+        for p in processes:
+            peak_rss_reset(p)
         before = status_kib(pid, "VmRSS")
         started = time.monotonic()
         rc, report = self.daemon.sanitize(path)
         seconds = time.monotonic() - started
         growth_mib = (status_kib(pid, "VmHWM") - before) / 1024
+        helper_peak_mib = max(status_kib(p, "VmHWM") for p in processes[1:] if os.path.exists(f"/proc/{p}")) / 1024
         print(f"{name}: {os.path.getsize(path)} bytes, {report['item']['findings']}, "
-              f"{seconds:.2f} s, daemon peak RSS +{growth_mib:.1f} MiB")
+              f"{seconds:.2f} s, daemon peak RSS +{growth_mib:.1f} MiB, "
+              f"largest worker or scanner peak RSS {helper_peak_mib:.0f} MiB")
         self.assertEqual(report["outcome"], "quarantined")
         self.assertIn(code, codes(report), f"{name}: {report['item']['findings']}")
         self.assertLess(growth_mib, max_growth_mib, name)
@@ -109,6 +113,20 @@ class BombTest(ArchiveCase):
         path = os.path.join(self.daemon.dir, "zeros.zip")
         archive_samples.zeros_zip(path, 1024)
         self.assert_held_bounded("zeros", path, "limit.ratio")
+
+    def test_gzip_without_a_declared_size(self):
+        # 90 MiB from 90 KB: under ClamAV's file size limit (100 MiB), so it
+        # is the worker's count of the bytes that stops it, at 16 MiB.
+        path = os.path.join(self.daemon.dir, "letters.txt.gz")
+        archive_samples.repeated_gz(path, 90)
+        self.assert_held_bounded("letters.gz", path, "limit.ratio")
+
+    def test_a_compressed_file_of_zeros_is_held_not_delivered_empty(self):
+        path = os.path.join(self.daemon.dir, "zeros.bin.gz")
+        archive_samples.zeros_gz(path, 1)
+        rc, report = self.daemon.sanitize(path)
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertIn("parse.failed", codes(report))
 
     def test_overlapping_entries(self):
         self.assert_held_bounded("overlap", self.daemon.write("overlap.zip", archive_samples.overlapping_zip(500, 2_000_000)),
@@ -170,6 +188,21 @@ class BlockedMembersQuarantineTest(ArchiveCase):
         rc, report = self.sanitize_bytes("mixed.zip", archive_samples.mixed_zip())
         self.assertEqual(report["outcome"], "quarantined")
         self.assertTrue(any(r.startswith("setup.sh: ") for r in reasons(report, "type.blocked")),
+                        report["item"]["findings"])
+
+
+class ArchiveWorkerBudgetTest(ArchiveCase):
+    """The daemon checks what an archive worker sends against what was left
+    of the item's budget: a worker that ignores it gets the item held."""
+    use_hostile_worker = True
+    config_extra = "[archives]\nmax_members = 4\n"
+
+    def test_a_worker_over_the_budget_holds_the_item(self):
+        # The outer zip uses one member of four; the inner one's worker sends four.
+        rc, report = self.sanitize_bytes("outer.zip", archive_samples.overspending_zip())
+        self.assertEqual(report["outcome"], "quarantined")
+        self.assertIn("limit.members", codes(report), report["item"]["findings"])
+        self.assertTrue(any("the worker sent 4 members; 3 were left" in r for r in reasons(report, "limit.members")),
                         report["item"]["findings"])
 
 
