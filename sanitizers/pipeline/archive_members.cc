@@ -17,6 +17,7 @@
 #include "sanitizers/core/sha256.h"
 #include "sanitizers/pipeline/file_sanitizer.h"
 #include "sanitizers/pipeline/names.h"
+#include "sanitizers/pipeline/policy.h"
 #include "sanitizers/worker/record_validator.h"
 
 namespace mugai {
@@ -90,6 +91,15 @@ std::vector<MemberFinding> HeldFor(SanitizedFile& member) {
   return held_for;
 }
 
+// The members every OpenDocument file has (ODF 1.2 part 3, 3.2 and 4), or
+// the one every OOXML package has (ECMA-376 part 2, 10.1.2).
+bool IsOfficePackage(const std::vector<v1::worker::Child>& members) {
+  auto has = [&](std::string_view name) {
+    return std::ranges::any_of(members, [&](const v1::worker::Child& m) { return m.name() == name; });
+  };
+  return (has("content.xml") && has("META-INF/manifest.xml")) || has("[Content_Types].xml");
+}
+
 // True when `member` holds the archive it is in, whole.
 bool HoldsItsArchive(const SanitizedFile& member) {
   if (member.report.item().outcome() != outcome::kQuarantined) return false;
@@ -141,7 +151,8 @@ std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeMembers(std::ve
 }
 
 SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
-                                           v1::worker::Job job, ItemBudget& budget) const {
+                                           v1::worker::Job job, std::string_view original,
+                                           ItemBudget& budget) const {
   const std::string name = job.name();
   if (depth >= archives_.max_depth) {
     AddFinding(item, finding::kLimitDepth,
@@ -215,6 +226,17 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     if (f.code() == finding::kArchiveEncrypted) f.mutable_reason()->append(kEncryptedAdvice);
   }
   if (HeldForFindings(item, about_archive)) return Hold(std::move(item), "quarantine");
+  if (office_workers_ && IsOfficePackage(members)) {
+    // An OpenDocument or OOXML file that libmagic took for a plain zip (its
+    // first member is not the one it looks for): a document, not a folder.
+    v1::worker::Job office;
+    office.set_converter("office");
+    office.set_name(name);
+    office.set_content(std::string(original));
+    office.set_max_output_bytes(limits_.max_text_bytes);
+    return ConvertOffice(std::move(item), *ConversionFor("application/vnd.oasis.opendocument.text"),
+                         std::move(office), budget.deadline);
+  }
   if (members.empty() && refused.empty()) {
     // Nothing to deliver, and maybe not what it seems: a compressed file
     // that starts with zeros reads as an empty tar. The original is kept.

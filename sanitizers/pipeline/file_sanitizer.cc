@@ -238,22 +238,26 @@ SanitizedFile FileSanitizer::SanitizeItem(const FileSubmission& file, const std:
       return ToImage(std::move(item), name.name, *conversion, jpeg,
                      workers_.Run(std::move(job), deadline, conversion->record_kinds));
     }
-    case DerivativeKind::kFlattenedPdfOfChild: {
-      // LibreOffice must stop in time for its PDF to be rendered too.
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      job.set_time_limit_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count() * 2 / 3)));
-      JobResult result = office_workers_->Run(std::move(job), deadline, conversion->record_kinds);
-      std::optional<v1::worker::Job> pdf = PdfOfChild(item, name.name, result);
-      if (!pdf) return Hold(std::move(item), "quarantine");
-      return ToFlattenedPdf(std::move(item), name.name, *conversion,
-                            FlattenDocument(workers_, *pdf, documents_, deadline));
-    }
+    case DerivativeKind::kFlattenedPdfOfChild:
+      return ConvertOffice(std::move(item), *conversion, std::move(job), deadline);
     case DerivativeKind::kArchive:
       item.set_action(std::string(conversion->action));
-      return UnpackArchive(std::move(item), path, depth, std::move(job), budget);
+      return UnpackArchive(std::move(item), path, depth, std::move(job), file.content, budget);
   }
   AddFinding(item, finding::kInternalError, "no derivative for this conversion");
   return Hold(std::move(item), "quarantine");
+}
+
+SanitizedFile FileSanitizer::ConvertOffice(v1::ItemReport item, const Conversion& conversion, v1::worker::Job job,
+                                           Deadline deadline) const {
+  const std::string name = job.name();
+  // LibreOffice must stop in time for its PDF to be rendered too.
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  job.set_time_limit_ms(static_cast<uint32_t>(std::max<int64_t>(1, left.count() * 2 / 3)));
+  JobResult result = office_workers_->Run(std::move(job), deadline, conversion.record_kinds);
+  std::optional<v1::worker::Job> pdf = PdfOfChild(item, name, result);
+  if (!pdf) return Hold(std::move(item), "quarantine");
+  return ToFlattenedPdf(std::move(item), name, conversion, FlattenDocument(workers_, *pdf, documents_, deadline));
 }
 
 }  // namespace mugai

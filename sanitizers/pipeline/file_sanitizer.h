@@ -15,6 +15,7 @@
 #include "mugai/v1/report.pb.h"
 #include "sanitizers/pipeline/document_flattener.h"
 #include "sanitizers/pipeline/item_report.h"
+#include "sanitizers/pipeline/policy.h"
 #include "sanitizers/scan/scanner_client.h"
 #include "sanitizers/worker/worker_pool.h"
 
@@ -89,8 +90,13 @@ class FileSanitizer {
   std::vector<std::optional<SanitizedFile>> SanitizeMembers(std::vector<v1::worker::Child>& members,
                                                             const std::string& path, unsigned depth,
                                                             ItemBudget& budget) const;
+  // `original`: the archive's bytes, for when its members show it is an
+  // Office document libmagic took for a zip.
   SanitizedFile UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
-                              v1::worker::Job job, ItemBudget& budget) const;
+                              v1::worker::Job job, std::string_view original, ItemBudget& budget) const;
+  // LibreOffice to PDF, then that PDF flattened.
+  SanitizedFile ConvertOffice(v1::ItemReport item, const Conversion& conversion, v1::worker::Job job,
+                              Deadline deadline) const;
 
   ScannerClient& scanner_;
   WorkerPool& workers_;

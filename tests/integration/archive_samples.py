@@ -2,8 +2,10 @@
 and Windows names. Standard library, plus bsdtar (libarchive-tools) for the
 encrypted zips, which Python cannot write."""
 
+import bz2
 import gzip
 import io
+import lzma
 import struct
 import subprocess
 import tarfile
@@ -89,6 +91,19 @@ def overlapping_zip(count, kernel_bytes):
     directory = b"".join(central_header(names[i], *headers[i][1:], offsets[i]) for i in range(count))
     end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(directory), len(body), 0)
     return body + directory + end
+
+
+def compressed(kind, data, name="memo.txt"):
+    """`data` as a tar (one member, `name`) under `kind` ("tar.gz",
+    "tar.bz2", "tar.xz") or compressed alone ("gz", "bz2", "xz")."""
+    if kind.startswith("tar."):
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w:" + kind[4:]) as t:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+        return out.getvalue()
+    return {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](data)
 
 
 def traversal_tar():

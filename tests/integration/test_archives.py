@@ -171,6 +171,16 @@ class HostileArchiveTest(ArchiveCase):
             self.assertTrue(info.flag_bits & 0x800, info.filename)
         self.assertEqual(members["資料/議事録（第１回）.txt"].decode("utf-8"), "資料/議事録（第１回）.txt\n")
 
+    def test_compressed_tars_and_single_compressed_files(self):
+        for kind in ("tar.gz", "tar.bz2", "tar.xz", "gz", "bz2", "xz"):
+            with self.subTest(kind):
+                data = archive_samples.compressed(kind, "お知らせ\n".encode("utf-8"))
+                name = "memo.tar." + kind[4:] if kind.startswith("tar.") else "memo.txt." + kind
+                report, members, _ = self.delivered_zip(self.daemon.write(name, data))
+                self.assertEqual(report["outcome"], "delivered")
+                self.assertEqual(report["item"]["derivatives"][0]["name"], "memo.zip" if kind.startswith("tar.") else "memo.txt.zip")
+                self.assertEqual(members, {"memo.txt": "お知らせ\n".encode("utf-8")})
+
     def test_blocked_member_is_removed_and_listed(self):
         report, members, _ = self.delivered_zip(self.daemon.write("mixed.zip", archive_samples.mixed_zip()))
         self.assertEqual(report["outcome"], "delivered_with_removals")
