@@ -138,13 +138,25 @@ std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeMembers(std::ve
       if (sanitized[i] && HoldsItsArchive(*sanitized[i])) stop = true;
     }
   };
+  // As many members at once as there are workers (each takes one while it
+  // converts; a PDF may take more, and waits for them): this thread, and
+  // the spare ones the item has left. This thread needs none, so nested
+  // archives always make progress.
+  unsigned extra = 0;
   {
-    // As many members at once as there are workers: each takes one while
-    // it converts (a PDF may take more, and waits for them).
+    std::lock_guard lock(budget.mutex);
+    const size_t others = members.empty() ? 0 : members.size() - 1;
+    extra = static_cast<unsigned>(std::min<size_t>(budget.spare_threads, others));
+    budget.spare_threads -= extra;
+  }
+  {
     std::vector<std::jthread> threads;
-    const size_t count = std::min<size_t>(members.size(), std::max(1u, workers_.size()));
-    for (size_t t = 1; t < count; ++t) threads.emplace_back(sanitize);
+    for (unsigned t = 0; t < extra; ++t) threads.emplace_back(sanitize);
     sanitize();
+  }
+  {
+    std::lock_guard lock(budget.mutex);
+    budget.spare_threads += extra;
   }
   if (failure) std::rethrow_exception(failure);
   return sanitized;

@@ -173,8 +173,9 @@ SanitizedFile HoldUnfinished(const FileSubmission& file, std::string reason) {
 SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   const uint64_t ratio_bytes = std::max<uint64_t>(archives_.ratio_free_bytes,
                                                   uint64_t{archives_.max_ratio} * file.content.size());
+  const unsigned spare_threads = workers_.size() > 0 ? workers_.size() - 1 : 0;
   ItemBudget budget{Clock::now() + limits_.item_time, {}, archives_.max_members, archives_.max_expanded_bytes,
-                    ratio_bytes};
+                    ratio_bytes, spare_threads};
   return SanitizeItem(file, "", 0, budget);
 }
 

@@ -76,9 +76,13 @@ class FileSanitizer {
   struct ItemBudget {
     const Deadline deadline;
     std::mutex mutex;
-    uint64_t members_left;  // guarded by mutex, as are the two below
+    uint64_t members_left;  // guarded by mutex, as are the three below
     uint64_t expanded_left;
     uint64_t ratio_left;
+    // Threads the item may still start to sanitize members beside the one
+    // it runs on, nested archives included: an archive of archives would
+    // otherwise start threads by the hundred, all waiting for workers.
+    unsigned spare_threads;
   };
 
   // One item: the submitted file (depth 0, `path` "") or an archive member
