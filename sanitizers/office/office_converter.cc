@@ -174,12 +174,14 @@ void OfficeConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   const int stdio[3] = {null.get(), log_fd.get(), log_fd.get()};
 
   std::optional<std::string> failure;
+  bool timed_out = false;
   // The first run in a fresh profile may only create it and ask for a restart.
   for (int attempt = 0; attempt < 2; ++attempt) {
     OfficeRun run(argv, env, stdio);
     std::optional<int> status = run.Wait(deadline);
     if (!status) {
       failure = "LibreOffice did not finish within " + std::to_string(limit.count()) + " ms";
+      timed_out = true;
       break;
     }
     if (WIFEXITED(*status) && WEXITSTATUS(*status) == kRestartExitCode) continue;
@@ -195,6 +197,10 @@ void OfficeConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   }
   if (failure && encryption) {
     sink.Finding(finding::kDocumentEncrypted, *encryption + "; it cannot be opened without the password");
+    return;
+  }
+  if (failure && timed_out) {
+    sink.Finding(finding::kLimitTime, *failure);
     return;
   }
   if (failure) Fail(*failure);

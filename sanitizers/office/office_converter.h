@@ -9,9 +9,9 @@
 // scratch root (input, output, a throw-away user profile, HOME, TMPDIR),
 // removed afterwards; nothing of one document's run is seen by the next.
 // The run is bounded by ConvertInput::time_limit (kDefaultTimeLimit when
-// 0): past it, LibreOffice's whole process group is killed. A LibreOffice
-// that fails, exits non-zero, is killed, times out, or writes no PDF is a
-// ConvertError (parse.failed), never a pass.
+// 0): past it, LibreOffice's whole process group is killed and the job
+// ends in limit.time. A LibreOffice that fails, exits non-zero, is killed
+// or writes no PDF is a ConvertError (parse.failed), never a pass.
 //
 // Password-protected documents (see office_encryption.h) are a
 // document.encrypted finding, with the kind of protection as the reason.

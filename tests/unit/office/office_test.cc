@@ -247,12 +247,12 @@ TEST_F(OfficePool, GarbageIsParseFailed) {
   EXPECT_EQ(r.records[0].finding().code(), finding::kParseFailed);
 }
 
-TEST_F(OfficePool, TooShortATimeLimitFails) {
+TEST_F(OfficePool, TooShortATimeLimitIsLimitTime) {
   JobResult r = Convert("sample-docx.docx", test::ReadCorpusFile("dangerzone-test-docs/test_docs/sample-docx.docx"), 50);
   ASSERT_EQ(r.status, JobStatus::kOk) << r.detail;
   ASSERT_EQ(r.records.size(), 1u);
   ASSERT_TRUE(r.records[0].has_finding());
-  EXPECT_EQ(r.records[0].finding().code(), finding::kParseFailed);
+  EXPECT_EQ(r.records[0].finding().code(), finding::kLimitTime);
   EXPECT_NE(r.records[0].finding().reason().find("did not finish"), std::string::npos);
   // The worker is still good for the next document.
   r = Convert("rich_text.rtf", test::ReadCorpusFile("office/plain/rich_text.rtf"));
