@@ -18,6 +18,7 @@
 
 #include "mugai/v1/admin.grpc.pb.h"
 #include "mugai/v1/sanitize.grpc.pb.h"
+#include "service/wire_limits.h"
 
 namespace mugai {
 namespace {
@@ -27,8 +28,6 @@ namespace fs = std::filesystem;
 constexpr int kExitDelivered = 0;
 constexpr int kExitError = 1;
 constexpr int kExitHeld = 2;
-constexpr size_t kChunkBytes = 1u << 20;
-constexpr int kMaxMessageBytes = 4 << 20;
 
 constexpr char kUsage[] =
     "usage: mugai [--server ADDR] [--timeout SECONDS] COMMAND\n"

@@ -141,7 +141,7 @@ Config LoadConfig(const std::string& path) {
   reader.Table("archives", [&](TableReader& t) {
     ArchiveLimits& a = config.archives;
     t.Number("max_depth", &a.max_depth, 1, 64);
-    t.Number("max_members", &a.max_members, 1, 1'000'000);
+    t.Number("max_members", &a.max_members, 1, 10'000);
     t.Number("max_expanded_bytes", &a.max_expanded_bytes, 1, int64_t{64} << 30);
     t.Number("max_ratio", &a.max_ratio, 1, 100'000);
     t.Number("ratio_free_bytes", &a.ratio_free_bytes, 0, int64_t{64} << 30);

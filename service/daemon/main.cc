@@ -19,11 +19,10 @@
 #include "sanitizers/image/image_encoder.h"
 #include "service/config/config.h"
 #include "service/daemon/services.h"
+#include "service/wire_limits.h"
 
 namespace mugai {
 namespace {
-
-constexpr int kMaxMessageBytes = 4 << 20;  // chunks are 1 MiB; headroom for the report
 
 constexpr char kUsage[] =
     "usage: mugaid [--config FILE] [--data-dir DIR] [--ingress ADDR] [--egress ADDR]\n"

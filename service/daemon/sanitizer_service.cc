@@ -3,11 +3,10 @@
 #include "sanitizers/core/findings.h"
 #include "sanitizers/core/log.h"
 #include "service/daemon/services.h"
+#include "service/wire_limits.h"
 
 namespace mugai {
 namespace {
-
-constexpr size_t kChunkBytes = 1u << 20;
 
 std::string FindingCodes(const v1::ItemReport& item) {
   std::string codes;

@@ -63,6 +63,8 @@ TEST(Config, ArchiveLimits) {
   EXPECT_TRUE(c.archives.hold_blocked_members);
   EXPECT_THROW(LoadConfig(WriteConfig("[archives]\nblocked_members = \"deliver\"\n")), ConfigError);
   EXPECT_THROW(LoadConfig(WriteConfig("[archives]\nmax_depth = 0\n")), ConfigError);
+  // Every member is in the report, which must fit in one gRPC message.
+  EXPECT_THROW(LoadConfig(WriteConfig("[archives]\nmax_members = 10001\n")), ConfigError);
 }
 
 TEST(Config, DocumentLimits) {
