@@ -91,6 +91,17 @@ std::vector<MemberFinding> HeldFor(SanitizedFile& member) {
   return held_for;
 }
 
+// An empty member: nothing to convert and nothing to hide, so it is kept as
+// it is, an empty file (an upload of nothing, by contrast, is refused).
+SanitizedFile KeptEmpty(const std::string& claimed, const std::string& parent) {
+  const SafeName safe = MakeSafePath(claimed);
+  v1::ItemReport item = NewItem(claimed, "", 0);
+  item.set_path(JoinPath(parent, safe.name));
+  item.set_sha256(Sha256Hex(""));
+  if (safe.changed) AddFinding(item, finding::kNameUnsafe, "the name was made safe as \"" + safe.name + "\"");
+  return DeliverOne(std::move(item), "keep_empty", outcome::kDelivered, safe.name, "application/octet-stream", "");
+}
+
 // The members every OpenDocument file has (ODF 1.2 part 3, 3.2 and 4), or
 // the one every OOXML package has (ECMA-376 part 2, 10.1.2).
 bool IsOfficePackage(const std::vector<v1::worker::Child>& members) {
@@ -123,7 +134,10 @@ std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeMembers(std::ve
       const size_t i = next++;
       if (i >= members.size()) break;
       v1::worker::Child& child = members[i];
-      if (child.content().empty()) continue;
+      if (child.content().empty()) {
+        sanitized[i] = KeptEmpty(child.name(), path);
+        continue;
+      }
       if (Clock::now() >= budget.deadline) break;
       try {
         sanitized[i] = SanitizeItem({child.name(), "", child.content()},
@@ -273,8 +287,6 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     *item.add_children() = Hold(std::move(member), "block").report.item();
   }
 
-  std::vector<bool> empty_members;
-  for (const v1::worker::Child& child : members) empty_members.push_back(child.content().empty());
   std::vector<std::optional<SanitizedFile>> sanitized = SanitizeMembers(members, path, depth, budget);
   for (std::optional<SanitizedFile>& member : sanitized) {
     if (!member || !HoldsItsArchive(*member)) continue;
@@ -290,30 +302,11 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
   size_t delivered = 0;
   bool with_removals = false;
   for (size_t i = 0; i < members.size(); ++i) {
-    const v1::worker::Child& child = members[i];
-    const SafeName member_path = MakeSafePath(child.name());
-    if (empty_members[i]) {
-      // Nothing to convert and nothing to hide: kept as it is, an empty
-      // file (an upload of nothing, by contrast, is refused).
-      v1::ItemReport empty = NewItem(child.name(), "", 0);
-      empty.set_path(JoinPath(path, member_path.name));
-      empty.set_sha256(Sha256Hex(""));
-      if (member_path.changed) {
-        AddFinding(empty, finding::kNameUnsafe, "the name was made safe as \"" + member_path.name + "\"");
-      }
-      v1::Derivative& derivative = *empty.add_derivatives();
-      derivative.set_name(UniquePath(taken, member_path.name));
-      derivative.set_media_type("application/octet-stream");
-      derivative.set_sha256(empty.sha256());
-      zip.Add(derivative.name(), "");
-      ++delivered;
-      *item.add_children() = Finish(std::move(empty), "keep_empty", outcome::kDelivered).report.item();
-      continue;
-    }
     if (!sanitized[i]) {
       // Not started: the item's time ran out.
       AddFinding(item, finding::kLimitTime,
-                 "the item's time ran out before " + JoinPath(path, member_path.name) + " was sanitized");
+                 "the item's time ran out before " + JoinPath(path, MakeSafePath(members[i].name()).name) +
+                     " was sanitized");
       return Hold(std::move(item), "quarantine");
     }
     SanitizedFile& member = *sanitized[i];
@@ -335,19 +328,11 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
 
   if (!removed.empty() && (archives_.hold_blocked_members || delivered == 0)) return held_for(std::move(removed));
   if (!removed.empty()) zip.Add(UniquePath(taken, std::string(kNoticeName)), Notice(removed));
-  std::string bytes = std::move(zip).Finish();
-  v1::Derivative* derivative = item.add_derivatives();
-  derivative->set_name(ZipName(name));
-  derivative->set_media_type("application/zip");
-  derivative->set_sha256(Sha256Hex(bytes));
-  derivative->set_size(bytes.size());
   const std::string action = item.action();
-  std::vector<std::string> derivatives;
-  derivatives.push_back(std::move(bytes));
   SanitizedFile archive =
-      Finish(std::move(item), action,
-             removed.empty() && !with_removals ? outcome::kDelivered : outcome::kDeliveredWithRemovals,
-             std::move(derivatives));
+      DeliverOne(std::move(item), action,
+                 removed.empty() && !with_removals ? outcome::kDelivered : outcome::kDeliveredWithRemovals,
+                 ZipName(name), "application/zip", std::move(zip).Finish());
   // The receiver got less than was sent: the original stays for the
   // administrators.
   archive.hold_original = !removed.empty();

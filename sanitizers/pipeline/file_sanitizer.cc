@@ -28,14 +28,8 @@ void SetRenderLimits(const FlattenOptions& documents, v1::worker::Job& job) {
 SanitizedFile Deliver(v1::ItemReport item, std::string_view name, const Conversion& conversion,
                       std::string_view outcome, std::string bytes, std::string_view extension,
                       std::string_view media_type) {
-  v1::Derivative* derivative = item.add_derivatives();
-  derivative->set_name(DerivativeName(name, extension));
-  derivative->set_media_type(std::string(media_type));
-  derivative->set_sha256(Sha256Hex(bytes));
-  derivative->set_size(bytes.size());
-  std::vector<std::string> derivatives;
-  derivatives.push_back(std::move(bytes));
-  return Finish(std::move(item), conversion.action, outcome, std::move(derivatives));
+  return DeliverOne(std::move(item), conversion.action, outcome, DerivativeName(name, extension), media_type,
+                    std::move(bytes));
 }
 
 SanitizedFile ToText(v1::ItemReport item, std::string_view name, const Conversion& conversion, JobResult result) {

@@ -89,8 +89,8 @@ class FileSanitizer {
   // at `path` inside it.
   SanitizedFile SanitizeItem(const FileSubmission& file, const std::string& path, unsigned depth,
                              ItemBudget& budget) const;
-  // Every member with content, several at once; nullopt for those not
-  // started (the deadline passed, or a member already holds the archive).
+  // Every member, several at once; nullopt for those not started (the
+  // deadline passed, or a member already holds the archive).
   std::vector<std::optional<SanitizedFile>> SanitizeMembers(std::vector<v1::worker::Child>& members,
                                                             const std::string& path, unsigned depth,
                                                             ItemBudget& budget) const;

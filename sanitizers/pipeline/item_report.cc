@@ -2,6 +2,7 @@
 
 #include "sanitizers/core/findings.h"
 #include "sanitizers/core/log.h"
+#include "sanitizers/core/sha256.h"
 #include "sanitizers/pipeline/names.h"
 
 namespace mugai {
@@ -30,6 +31,18 @@ SanitizedFile Finish(v1::ItemReport item, std::string_view action, std::string_v
   result.derivatives = std::move(derivatives);
   result.hold_original = outcome == outcome::kQuarantined;
   return result;
+}
+
+SanitizedFile DeliverOne(v1::ItemReport item, std::string_view action, std::string_view outcome, std::string name,
+                         std::string_view media_type, std::string bytes) {
+  v1::Derivative* derivative = item.add_derivatives();
+  derivative->set_name(std::move(name));
+  derivative->set_media_type(std::string(media_type));
+  derivative->set_sha256(Sha256Hex(bytes));
+  derivative->set_size(bytes.size());
+  std::vector<std::string> derivatives;
+  derivatives.push_back(std::move(bytes));
+  return Finish(std::move(item), action, outcome, std::move(derivatives));
 }
 
 SanitizedFile Hold(v1::ItemReport item, std::string_view action) {

@@ -44,6 +44,11 @@ v1::ItemReport NewItem(std::string_view claimed_name, std::string_view declared_
 SanitizedFile Finish(v1::ItemReport item, std::string_view action, std::string_view outcome,
                      std::vector<std::string> derivatives = {});
 
+// Finish(item, action, outcome) with `bytes` as its one derivative, which
+// the receiver sees as `name`.
+SanitizedFile DeliverOne(v1::ItemReport item, std::string_view action, std::string_view outcome, std::string name,
+                         std::string_view media_type, std::string bytes);
+
 // Finish(item, action, quarantined).
 SanitizedFile Hold(v1::ItemReport item, std::string_view action);
 
