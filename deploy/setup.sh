@@ -20,7 +20,7 @@ PACKAGES=(
   libmagic-dev libmagic-mgc shared-mime-info libglib2.0-dev
   libclamav-dev clamav-testfiles
   # converters
-  libuchardet-dev libxml2-dev libarchive-dev libgmime-3.0-dev
+  libuchardet-dev libxml2-dev libarchive-dev libgmime-3.0-dev libytnef0-dev
   libpoppler-glib-dev poppler-data libcairo2-dev libvips-dev fonts-noto-cjk
   # Office documents: LibreOffice headless (mugai-office-worker)
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
@@ -36,6 +36,8 @@ PACKAGES=(
   # document tests and the PDF benchmark: checking and rendering PDFs, the
   # reference LibreOffice conversions, the Dangerzone-equivalent pipeline
   poppler-utils qpdf python3-fitz
+  # mail tests: GMime from Python, to parse what mugaid delivers
+  python3-gi gir1.2-gmime-3.0
   # archive tests: ZipCrypto and AES zips (bsdtar), overlapping-entry check (unzip)
   libarchive-tools unzip
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
@@ -86,10 +88,15 @@ demo() {
     "$ROOT/build/bin/mugai" sanitize-file "$f" -o "$out/files" || true
   done
   echo
+  mkdir -p "$out/mail"
+  for f in "$ROOT"/samples/mail/*.eml; do
+    "$ROOT/build/bin/mugai" sanitize-mail "$f" -o "$out/mail/$(basename "$f")" || true
+  done
+  echo
   echo "quarantine:"
   "$ROOT/build/bin/mugai" quarantine list
   echo
-  echo "derivatives are in $out/files; the daemon's log is $log"
+  echo "derivatives are in $out/files, sanitized messages in $out/mail; the daemon's log is $log"
 }
 
 run_tests() {

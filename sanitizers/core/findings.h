@@ -26,6 +26,10 @@ inline constexpr std::string_view kLimitTime = "limit.time";
 inline constexpr std::string_view kLimitFileSize = "limit.file_size";
 inline constexpr std::string_view kLimitOutput = "limit.output";
 inline constexpr std::string_view kLimitMemory = "limit.memory";
+inline constexpr std::string_view kLimitMimeDepth = "limit.mime_depth";
+inline constexpr std::string_view kLimitMimeParts = "limit.mime_parts";
+inline constexpr std::string_view kLimitHeaderSize = "limit.header_size";
+inline constexpr std::string_view kLimitMessageSize = "limit.message_size";
 inline constexpr std::string_view kParseFailed = "parse.failed";
 inline constexpr std::string_view kWorkerCrashed = "worker.crashed";
 inline constexpr std::string_view kWorkerTimeout = "worker.timeout";
@@ -38,6 +42,14 @@ inline constexpr std::string_view kNameUnsafe = "name.unsafe";
 inline constexpr std::string_view kTextStripped = "text.stripped";
 inline constexpr std::string_view kTextInvalidBytes = "text.invalid_bytes";
 inline constexpr std::string_view kInternalError = "internal.error";
+// Mail: what was changed or noticed in a message. None holds it by itself.
+inline constexpr std::string_view kMailMalformed = "mail.malformed";              // GMime recovered from a structure error
+inline constexpr std::string_view kMailCharsetFallback = "mail.charset_fallback";  // the declared charset did not decode
+inline constexpr std::string_view kMailHtmlConverted = "mail.html_converted";      // an HTML body became text
+inline constexpr std::string_view kMailDeceptiveLink = "mail.deceptive_link";      // link text names another URL
+inline constexpr std::string_view kMailUuencoded = "mail.uuencoded";                // a uuencoded file in a body became an attachment
+inline constexpr std::string_view kMailPartRemoved = "mail.part_removed";          // by policy: inline images, infected parts
+inline constexpr std::string_view kMailNotAMessage = "mail.not_a_message";          // rejected: not RFC 5322 text
 }  // namespace finding
 
 namespace outcome {

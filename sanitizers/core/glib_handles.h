@@ -23,4 +23,15 @@ struct GFree {
 template <typename T>
 using GMallocPtr = std::unique_ptr<T, GFree>;
 
+// GLib's reference-counted boxed types that are not GObjects.
+struct GDateTimeUnref {
+  void operator()(GDateTime* date) const { g_date_time_unref(date); }
+};
+using GDateTimePtr = std::unique_ptr<GDateTime, GDateTimeUnref>;
+
+struct GTimeZoneUnref {
+  void operator()(GTimeZone* zone) const { g_time_zone_unref(zone); }
+};
+using GTimeZonePtr = std::unique_ptr<GTimeZone, GTimeZoneUnref>;
+
 }  // namespace mugai

@@ -31,6 +31,18 @@ MagicCookie OpenCookie(int flags) {
   return cookie;
 }
 
+// See DetectedType::description. None of these is a type the DOS .COM
+// check below or the policy's generic-type cases look at.
+bool NamesItsFormat(std::string_view mime) {
+  static constexpr std::string_view kTypes[] = {
+      "text/plain", "text/html", "text/csv", "message/rfc822", "application/pdf", "image/png",
+      "image/jpeg", "image/gif", "image/tiff", "image/webp", "application/zip"};
+  for (std::string_view type : kTypes) {
+    if (mime == type) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 // One cookie per question: libmagic answers either the MIME type or the
@@ -53,7 +65,8 @@ DetectedType TypeDetector::Detect(std::string_view bytes) {
   // answer is known anyway.
   if (bytes.empty()) return {"application/x-empty", "empty"};
   const char* mime = magic_buffer(cookies_->mime.get(), bytes.data(), bytes.size());
-  const char* description = magic_buffer(cookies_->description.get(), bytes.data(), bytes.size());
+  if (mime != nullptr && NamesItsFormat(mime)) return {mime, mime};
+  const char* description = mime ? magic_buffer(cookies_->description.get(), bytes.data(), bytes.size()) : nullptr;
   if (mime == nullptr || description == nullptr) {
     // Unidentifiable is treated like unknown content downstream: blocked.
     const char* error =

@@ -10,7 +10,13 @@ namespace mugai {
 
 struct DetectedType {
   std::string mime_type;    // e.g. "application/pdf"
-  std::string description;  // e.g. "PDF document, version 1.4"
+  // e.g. "Zip archive data, at least v2.0 to extract"; the MIME type itself
+  // for the types whose MIME type names their format fully (text/plain,
+  // application/pdf, image/png, message/rfc822, ...): a second libmagic
+  // pass costs as much as the first, and nothing reads the description of
+  // those (the policy reads it only to tell apart formats that share a
+  // generic type, and reasons quote it only for blocked types).
+  std::string description;
 };
 
 // Not thread-safe (a libmagic cookie is not): use one per thread.

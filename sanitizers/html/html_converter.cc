@@ -62,30 +62,6 @@ std::string_view Trim(std::string_view s, std::string_view chars) {
   return s.substr(begin, s.find_last_not_of(chars) - begin + 1);
 }
 
-// The charset a document declares in a <meta> near its start, found as
-// browsers find it, before parsing: <meta charset=X>, or <meta
-// http-equiv=Content-Type content="text/html; charset=X">. A document whose
-// <meta> reads as ASCII cannot be UTF-16, whatever it says (and a BOM, which
-// real UTF-16 has, wins anyway).
-std::string DeclaredCharset(std::string_view html) {
-  std::string head = AsciiLower(html.substr(0, kPrescanBytes));
-  std::string_view view = head;
-  for (size_t at = view.find("<meta"); at != std::string_view::npos; at = view.find("<meta", at + 1)) {
-    std::string_view tag = view.substr(at, view.find('>', at) - at);
-    if (tag.size() < 6 || (kSpaces.find(tag[5]) == std::string_view::npos && tag[5] != '/')) continue;
-    size_t name = tag.find("charset");
-    if (name == std::string_view::npos) continue;
-    std::string_view value = Trim(tag.substr(name + 7), kSpaces);
-    if (!value.starts_with('=')) continue;
-    value = Trim(value.substr(1), kSpaces);
-    if (value.starts_with('"') || value.starts_with('\'')) value.remove_prefix(1);
-    std::string label(value.substr(0, value.find_first_of("\"'; \t\n\r\f/")));
-    if (label.starts_with("utf-16")) return "utf-8";
-    if (!label.empty()) return label;
-  }
-  return {};
-}
-
 // The URL of a link as shown to the reader, or "" when it is not worth
 // showing. Only absolute http, https, ftp and mailto URLs are: a javascript:,
 // vbscript: or data: URL is code or noise rather than a place, and a
@@ -105,6 +81,74 @@ std::string ShownUrl(std::string_view href) {
   constexpr std::array<std::string_view, 4> kShown = {"http", "https", "ftp", "mailto"};
   if (std::ranges::find(kShown, AsciiLower(url.substr(0, colon))) == kShown.end()) return {};
   return url;
+}
+
+// The host of an absolute URL with an authority ("https://user@Host:443/"
+// gives "host"), lower-cased, without a final dot; "" for any other URL.
+// Browsers read a backslash after the host as a slash.
+std::string UrlHost(std::string_view url) {
+  size_t colon = url.find(':');
+  if (colon == std::string_view::npos) return {};
+  std::string_view rest = url.substr(colon + 1);
+  if (!rest.starts_with("//")) return {};
+  std::string_view authority = rest.substr(2, rest.find_first_of("/?#\\", 2) - 2);
+  if (size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  if (authority.starts_with('[')) {
+    authority = authority.substr(0, authority.find(']') + 1);
+  } else if (size_t port = authority.rfind(':'); port != std::string_view::npos) {
+    authority = authority.substr(0, port);
+  }
+  while (authority.ends_with('.')) authority.remove_suffix(1);
+  return AsciiLower(authority);
+}
+
+// What a link text with a final dot-separated word like "pdf" usually is:
+// a file's name, not a host's.
+bool IsFileExtension(std::string_view word) {
+  static constexpr std::array<std::string_view, 22> kExtensions = {
+      "pdf", "doc",  "docx", "xls", "xlsx", "ppt", "pptx", "txt", "csv",  "htm", "html",
+      "jpg", "jpeg", "png",  "gif", "zip",  "lzh", "exe",  "xml", "json", "eml", "msg"};
+  return std::ranges::find(kExtensions, word) != kExtensions.end();
+}
+
+// "bank.example", "mail.bank.co.jp": labels of letters, digits and hyphens
+// (or non-ASCII, for internationalised names), the last all letters.
+bool LooksLikeDomain(std::string_view host) {
+  size_t dot = host.rfind('.');
+  if (dot == std::string_view::npos) return false;
+  std::string_view top = host.substr(dot + 1);
+  auto letter = [](char c) { return g_ascii_isalpha(c); };
+  if (top.size() < 2 || !std::ranges::all_of(top, letter) || IsFileExtension(top)) return false;
+  auto domain_char = [](char c) { return g_ascii_isalnum(c) || c == '-' || (c & 0x80) != 0; };
+  for (size_t begin = 0;;) {
+    size_t end = std::min(host.find('.', begin), host.size());
+    std::string_view label = host.substr(begin, end - begin);
+    if (label.empty() || !std::ranges::all_of(label, domain_char)) return false;
+    if (end == host.size()) return true;
+    begin = end + 1;
+  }
+}
+
+// The host a link text shows ("https://bank.example/login",
+// "www.bank.example", "bank.example/login"), lower-cased, or "" when the
+// text is not a URL or host name by itself.
+std::string ShownHost(std::string_view text) {
+  if (text.empty() || text.find_first_of(kSpaces) != std::string_view::npos) return {};
+  std::string lower = AsciiLower(text);
+  if (lower.starts_with("http://") || lower.starts_with("https://")) return UrlHost(lower);
+  std::string_view host = std::string_view(lower).substr(0, lower.find_first_of("/?#:"));
+  while (host.ends_with('.')) host.remove_suffix(1);
+  if (!host.starts_with("www.") && !LooksLikeDomain(host)) return {};
+  return std::string(host);
+}
+
+// Whether a link that shows `shown` and leads to `target` goes where it
+// says: the same host, or one within the shown domain.
+bool SameSite(std::string_view shown, std::string_view target) {
+  auto strip_www = [](std::string_view host) { return host.starts_with("www.") ? host.substr(4) : host; };
+  shown = strip_www(shown);
+  target = strip_www(target);
+  return target == shown || (target.ends_with(shown) && target[target.size() - shown.size() - 1] == '.');
 }
 
 enum class Kind {
@@ -243,7 +287,7 @@ class Layout {
 
 class HtmlRenderer {
  public:
-  std::string Render(const xmlNode* root) && {
+  RenderedHtml Render(const xmlNode* root) && {
     if (const xmlNode* title = ChildElement(ChildElement(root, "head"), "title")) {
       UniqueXmlString text(xmlNodeGetContent(title));
       layout_.Text(AsView(text.get()));
@@ -258,7 +302,7 @@ class HtmlRenderer {
       }
       for (;;) {
         Leave(node);
-        if (node == root) return std::move(layout_).Finish();
+        if (node == root) return {std::move(layout_).Finish(), std::move(deceptive_links_)};
         if (node->next) {
           node = node->next;
           break;
@@ -371,12 +415,21 @@ class HtmlRenderer {
     Link link = std::move(links_.back());
     links_.pop_back();
     std::string_view text = Trim(layout_.Since(link.start), kSpaces);
+    NoteIfDeceptive(text, link.url);
     if (link.url.empty() || text == link.url) return;
     if (text.empty()) {
       layout_.Raw("<" + link.url + ">");
     } else {
       layout_.Attach("<" + link.url + ">");
     }
+  }
+
+  void NoteIfDeceptive(std::string_view text, const std::string& url) {
+    std::string shown = ShownHost(text);
+    if (shown.empty()) return;
+    std::string target = UrlHost(url);
+    if (target.empty() || SameSite(shown, target)) return;
+    deceptive_links_.push_back({std::string(text), url});
   }
 
   static bool FollowsCell(const xmlNode* cell) {
@@ -388,6 +441,7 @@ class HtmlRenderer {
 
   Layout layout_;
   std::vector<Link> links_;
+  std::vector<DeceptiveLink> deceptive_links_;
   int lists_ = 0;         // open ul and ol
   int preformatted_ = 0;  // open pre and the like
 };
@@ -403,7 +457,10 @@ void InitLibxml() {
 }  // namespace
 
 std::string HtmlToText(std::string_view html) {
-  std::string utf8 = DecodeToUtf8(html, DeclaredCharset(html)).utf8;
+  return RenderUtf8Html(DecodeToUtf8(html, HtmlMetaCharset(html)).utf8).text;
+}
+
+RenderedHtml RenderUtf8Html(std::string_view utf8) {
   if (utf8.empty()) return {};  // libxml2 makes no document of nothing
   if (utf8.size() > INT_MAX) throw ConvertError("HTML document too large for libxml2");
   InitLibxml();
@@ -419,7 +476,29 @@ std::string HtmlToText(std::string_view html) {
   }
   if (!doc) throw ConvertError("libxml2 could not parse the HTML document");
   const xmlNode* root = xmlDocGetRootElement(doc.get());
-  return root ? HtmlRenderer().Render(root) : std::string();
+  return root ? HtmlRenderer().Render(root) : RenderedHtml();
+}
+
+// <meta charset=X>, or <meta http-equiv=Content-Type content="text/html;
+// charset=X">. A document whose <meta> reads as ASCII cannot be UTF-16,
+// whatever it says (and a BOM, which real UTF-16 has, wins anyway).
+std::string HtmlMetaCharset(std::string_view html) {
+  std::string head = AsciiLower(html.substr(0, kPrescanBytes));
+  std::string_view view = head;
+  for (size_t at = view.find("<meta"); at != std::string_view::npos; at = view.find("<meta", at + 1)) {
+    std::string_view tag = view.substr(at, view.find('>', at) - at);
+    if (tag.size() < 6 || (kSpaces.find(tag[5]) == std::string_view::npos && tag[5] != '/')) continue;
+    size_t name = tag.find("charset");
+    if (name == std::string_view::npos) continue;
+    std::string_view value = Trim(tag.substr(name + 7), kSpaces);
+    if (!value.starts_with('=')) continue;
+    value = Trim(value.substr(1), kSpaces);
+    if (value.starts_with('"') || value.starts_with('\'')) value.remove_prefix(1);
+    std::string label(value.substr(0, value.find_first_of("\"'; \t\n\r\f/")));
+    if (label.starts_with("utf-16")) return "utf-8";
+    if (!label.empty()) return label;
+  }
+  return {};
 }
 
 void HtmlConverter::Convert(const ConvertInput& input, RecordSink& sink) {

@@ -36,20 +36,6 @@ std::string JoinPath(const std::string& parent, const std::string& member) {
   return parent.empty() ? member : parent + "/" + member;
 }
 
-// `path`, or "name (2).ext" and so on when the zip has it already (a.doc
-// and a.docx both become a.pdf).
-std::string UniquePath(std::set<std::string>& taken, const std::string& path) {
-  if (taken.insert(path).second) return path;
-  const size_t slash = path.rfind('/');
-  const size_t leaf = slash == std::string::npos ? 0 : slash + 1;
-  size_t dot = path.rfind('.');
-  if (dot == std::string::npos || dot <= leaf) dot = path.size();
-  for (unsigned n = 2;; ++n) {
-    std::string candidate = path.substr(0, dot) + " (" + std::to_string(n) + ")" + path.substr(dot);
-    if (taken.insert(candidate).second) return candidate;
-  }
-}
-
 // The zip's name: the archive's, without the extensions of a compressed
 // tar ("report.tar.gz" becomes "report.zip"), else with .zip for its last.
 std::string ZipName(const std::string& name) {
@@ -75,20 +61,6 @@ std::string Notice(const std::vector<MemberFinding>& removed) {
       "The administrators keep the originals; ask them if you need one.\n\n";
   for (const MemberFinding& r : removed) text += "- " + r.path + "  [" + r.code + "] " + r.reason + "\n";
   return text;
-}
-
-// Why a member that was not delivered was held: the reasons found in its
-// own members, or its own findings (an empty member is rejected, which
-// holds nothing, but is not delivered either).
-std::vector<MemberFinding> HeldFor(SanitizedFile& member) {
-  if (!member.held_for_members.empty()) return std::move(member.held_for_members);
-  std::vector<MemberFinding> held_for;
-  const v1::ItemReport& item = member.report.item();
-  for (const v1::Finding& f : item.findings()) {
-    if (HoldsItem(f.code()) || f.code() == finding::kInputEmpty) held_for.push_back({item.path(), f.code(), f.reason()});
-  }
-  if (held_for.empty()) held_for.push_back({item.path(), std::string(finding::kInternalError), "not delivered"});
-  return held_for;
 }
 
 // An empty member: nothing to convert and nothing to hide, so it is kept as
@@ -123,7 +95,7 @@ bool HoldsItsArchive(const SanitizedFile& member) {
 
 std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeMembers(std::vector<v1::worker::Child>& members,
                                                                         const std::string& path, unsigned depth,
-                                                                        ItemBudget& budget) const {
+                                                                        ItemBudget& budget, StopsTheRest stop_when) const {
   std::vector<std::optional<SanitizedFile>> sanitized(members.size());
   std::atomic<size_t> next{0};
   std::atomic<bool> stop{false};
@@ -148,8 +120,7 @@ std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeMembers(std::ve
         stop = true;
       }
       std::string().swap(*child.mutable_content());
-      // The whole archive is held: the members not started do not matter.
-      if (sanitized[i] && HoldsItsArchive(*sanitized[i])) stop = true;
+      if (sanitized[i] && stop_when(*sanitized[i])) stop = true;
     }
   };
   // As many members at once as there are workers (each takes one while it
@@ -287,7 +258,8 @@ SanitizedFile FileSanitizer::UnpackArchive(v1::ItemReport item, const std::strin
     *item.add_children() = Hold(std::move(member), "block").report.item();
   }
 
-  std::vector<std::optional<SanitizedFile>> sanitized = SanitizeMembers(members, path, depth, budget);
+  // A member that holds the whole archive stops the others: they would not be delivered.
+  std::vector<std::optional<SanitizedFile>> sanitized = SanitizeMembers(members, path, depth, budget, HoldsItsArchive);
   for (std::optional<SanitizedFile>& member : sanitized) {
     if (!member || !HoldsItsArchive(*member)) continue;
     for (MemberFinding& f : HeldFor(*member)) {

@@ -118,9 +118,8 @@ SanitizedFile ToFlattenedPdf(v1::ItemReport item, std::string_view name, const C
                  "application/pdf");
 }
 
-// The finding for a ClamAV verdict. libclamav's own limits (it unpacks
-// archives too, before any worker does) are the same limits as the
-// pipeline's, and get the same codes; the rest are detections.
+}  // namespace
+
 v1::Finding DetectionFinding(const ScanVerdict& verdict) {
   struct Heuristic {
     std::string_view signature, code, meaning;
@@ -148,8 +147,6 @@ v1::Finding DetectionFinding(const ScanVerdict& verdict) {
   return f;
 }
 
-}  // namespace
-
 SanitizedFile RejectFile(std::string_view claimed_name, std::string_view declared_type,
                          uint64_t size, std::string_view code, std::string reason) {
   v1::ItemReport item = NewItem(claimed_name, declared_type, size);
@@ -164,13 +161,22 @@ SanitizedFile HoldUnfinished(const FileSubmission& file, std::string reason) {
   return Hold(std::move(item), "quarantine");
 }
 
-SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
-  const uint64_t ratio_bytes = std::max<uint64_t>(archives_.ratio_free_bytes,
-                                                  uint64_t{archives_.max_ratio} * file.content.size());
+FileSanitizer::ItemBudget FileSanitizer::NewBudget(uint64_t size, Deadline deadline) const {
+  const uint64_t ratio_bytes = std::max<uint64_t>(archives_.ratio_free_bytes, uint64_t{archives_.max_ratio} * size);
   const unsigned spare_threads = workers_.size() > 0 ? workers_.size() - 1 : 0;
-  ItemBudget budget{Clock::now() + limits_.item_time, {}, archives_.max_members, archives_.max_expanded_bytes,
-                    ratio_bytes, spare_threads};
+  return ItemBudget{deadline, {}, archives_.max_members, archives_.max_expanded_bytes, ratio_bytes, spare_threads};
+}
+
+SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
+  ItemBudget budget = NewBudget(file.content.size(), Clock::now() + limits_.item_time);
   return SanitizeItem(file, "", 0, budget);
+}
+
+std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeAttachments(std::vector<v1::worker::Child>& parts,
+                                                                             uint64_t message_bytes, Deadline deadline,
+                                                                             StopsTheRest stop) const {
+  ItemBudget budget = NewBudget(message_bytes, deadline);
+  return SanitizeMembers(parts, "", 0, budget, stop);
 }
 
 SanitizedFile FileSanitizer::SanitizeItem(const FileSubmission& file, const std::string& path, unsigned depth,

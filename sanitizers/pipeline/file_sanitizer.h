@@ -68,7 +68,20 @@ class FileSanitizer {
   // Thread-safe. Always returns a report with exactly one outcome.
   SanitizedFile Sanitize(const FileSubmission& file) const;
 
+  // True when a part's outcome makes sanitizing the others pointless.
+  using StopsTheRest = bool (*)(const SanitizedFile& part);
+
+  // The attachments of one message of `message_bytes` bytes: each
+  // sanitized as an item of its own, one level below the message (a name
+  // keeps its folders: "winmail.dat/a.doc"), several at once, sharing one
+  // budget as an archive's members do, and ending at `deadline`. nullopt
+  // for those not started (the deadline passed, or `stop` said so).
+  std::vector<std::optional<SanitizedFile>> SanitizeAttachments(std::vector<v1::worker::Child>& parts,
+                                                                uint64_t message_bytes, Deadline deadline,
+                                                                StopsTheRest stop) const;
+
   const PipelineLimits& limits() const { return limits_; }
+  const ArchiveLimits& archive_limits() const { return archives_; }
 
  private:
   // What one submitted item may still use, shared by all its archives
@@ -85,6 +98,9 @@ class FileSanitizer {
     unsigned spare_threads;
   };
 
+  // The budget of one submitted item of `size` bytes.
+  ItemBudget NewBudget(uint64_t size, Deadline deadline) const;
+
   // One item: the submitted file (depth 0, `path` "") or an archive member
   // at `path` inside it.
   SanitizedFile SanitizeItem(const FileSubmission& file, const std::string& path, unsigned depth,
@@ -93,7 +109,7 @@ class FileSanitizer {
   // deadline passed, or a member already holds the archive).
   std::vector<std::optional<SanitizedFile>> SanitizeMembers(std::vector<v1::worker::Child>& members,
                                                             const std::string& path, unsigned depth,
-                                                            ItemBudget& budget) const;
+                                                            ItemBudget& budget, StopsTheRest stop) const;
   // `original`: the archive's bytes, for when its members show it is an
   // Office document libmagic took for a zip.
   SanitizedFile UnpackArchive(v1::ItemReport item, const std::string& path, unsigned depth,
@@ -109,6 +125,12 @@ class FileSanitizer {
   const FlattenOptions documents_;
   const ArchiveLimits archives_;
 };
+
+// The finding for a ClamAV verdict that is not clean. libclamav's own
+// limits (it unpacks archives and mail too, before any worker does) are the
+// same limits as the pipeline's, and get the same codes; the rest are
+// detections (av.detected).
+v1::Finding DetectionFinding(const ScanVerdict& verdict);
 
 // The report for an upload refused before the pipeline ran (too large,
 // truncated): outcome "rejected" with one finding.

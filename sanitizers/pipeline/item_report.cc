@@ -83,4 +83,15 @@ bool HoldsEnclosingArchive(std::string_view code) {
   return false;
 }
 
+std::vector<MemberFinding> HeldFor(SanitizedFile& item) {
+  if (!item.held_for_members.empty()) return std::move(item.held_for_members);
+  std::vector<MemberFinding> held_for;
+  const v1::ItemReport& report = item.report.item();
+  for (const v1::Finding& f : report.findings()) {
+    if (HoldsItem(f.code()) || f.code() == finding::kInputEmpty) held_for.push_back({report.path(), f.code(), f.reason()});
+  }
+  if (held_for.empty()) held_for.push_back({report.path(), std::string(finding::kInternalError), "not delivered"});
+  return held_for;
+}
+
 }  // namespace mugai

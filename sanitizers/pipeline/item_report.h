@@ -67,6 +67,11 @@ bool HeldForFindings(v1::ItemReport& item, const Findings& findings) {
   return hold;
 }
 
+// Why an item that was not delivered was held: the reasons found in its
+// members (moved out of `item`), or its own findings (an empty member is
+// rejected, which holds nothing, but is not delivered either).
+std::vector<MemberFinding> HeldFor(SanitizedFile& item);
+
 // True for the findings that hold an enclosing archive whole, not just the
 // member: detections, the limits on archives and encryption.
 bool HoldsEnclosingArchive(std::string_view code);

@@ -79,4 +79,16 @@ std::string DerivativeName(std::string_view safe_name, std::string_view extensio
   return std::string(stem) + std::string(extension);
 }
 
+std::string UniquePath(std::set<std::string>& taken, const std::string& path) {
+  if (taken.insert(path).second) return path;
+  const size_t slash = path.rfind('/');
+  const size_t leaf = slash == std::string::npos ? 0 : slash + 1;
+  size_t dot = path.rfind('.');
+  if (dot == std::string::npos || dot <= leaf) dot = path.size();
+  for (unsigned n = 2;; ++n) {
+    std::string candidate = path.substr(0, dot) + " (" + std::to_string(n) + ")" + path.substr(dot);
+    if (taken.insert(candidate).second) return candidate;
+  }
+}
+
 }  // namespace mugai

@@ -2,6 +2,7 @@
 // bidi characters ("invoice\u202Etxt.exe"), invalid UTF-8, or nothing.
 #pragma once
 
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -31,5 +32,9 @@ SafeName MakeSafePath(std::string_view claimed);
 // extension of its last component replaced by `extension` (which includes
 // the dot).
 std::string DerivativeName(std::string_view safe_name, std::string_view extension);
+
+// `path`, or "name (2).ext" and so on when `taken` has it already (a.doc
+// and a.docx both become a.pdf); the result is added to `taken`.
+std::string UniquePath(std::set<std::string>& taken, const std::string& path);
 
 }  // namespace mugai

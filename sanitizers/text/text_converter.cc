@@ -71,6 +71,8 @@ constexpr std::array kAliases = {
     Alias{"latin1", "WINDOWS-1252"},
     Alias{"ascii", "UTF-8"},
     Alias{"us-ascii", "UTF-8"},
+    // Outlook's label for Korean, which it writes in CP949 (EUC-KR and more).
+    Alias{"ks_c_5601-1987", "CP949"},
 };
 
 bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
@@ -324,22 +326,72 @@ DecodedText Required(std::optional<DecodedText> decoded, std::string_view charse
   return std::move(*decoded);
 }
 
+DecodedText DecodeDetected(std::string_view bytes) {
+  if (std::optional<DecodedText> decoded = Decode(bytes, DetectCharset(bytes))) return std::move(*decoded);
+  std::string fallback = FallbackCharset(bytes);
+  return Required(Decode(bytes, fallback), fallback);
+}
+
+bool IsSingleByteWestern(std::string_view charset) {
+  return charset.starts_with("ISO-8859-") || charset.starts_with("ISO8859") || charset.starts_with("WINDOWS-125") ||
+         charset.starts_with("CP125") || charset.starts_with("LATIN");
+}
+
+// Japanese text in CP932 or EUC-JP is runs of 8-bit byte pairs; Western
+// text in a single-byte charset has its 8-bit letters one at a time between
+// ASCII ones ("caf\xE9 cr\xE8me").
+bool MostHighBytesPaired(std::string_view bytes) {
+  auto high = [&](size_t i) { return i < bytes.size() && (bytes[i] & 0x80) != 0; };
+  size_t total = 0, paired = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (!high(i)) continue;
+    ++total;
+    if ((i > 0 && high(i - 1)) || high(i + 1)) ++paired;
+  }
+  return total > 0 && paired * 2 >= total;
+}
+
 }  // namespace
 
 DecodedText DecodeToUtf8(std::string_view bytes) { return DecodeToUtf8(bytes, {}); }
 
 DecodedText DecodeToUtf8(std::string_view bytes, std::string_view declared) {
+  std::string label = CanonicalCharset(declared);
   for (const Bom& bom : kBoms) {
     if (bytes.starts_with(bom.bytes)) {
-      return Required(Decode(bytes.substr(bom.bytes.size()), std::string(bom.charset)), bom.charset);
+      DecodedText decoded = Required(Decode(bytes.substr(bom.bytes.size()), std::string(bom.charset)), bom.charset);
+      // "UTF-16" names both byte orders; the mark says which.
+      decoded.declared_ignored = !declared.empty() && (label.empty() || !bom.charset.starts_with(label));
+      return decoded;
     }
   }
-  if (std::string charset = CanonicalCharset(declared); !charset.empty()) {
-    if (std::optional<DecodedText> decoded = Decode(bytes, charset)) return std::move(*decoded);
+  if (!label.empty()) {
+    if (std::optional<DecodedText> decoded = Decode(bytes, label)) return std::move(*decoded);
   }
-  if (std::optional<DecodedText> decoded = Decode(bytes, DetectCharset(bytes))) return std::move(*decoded);
-  std::string fallback = FallbackCharset(bytes);
-  return Required(Decode(bytes, fallback), fallback);
+  DecodedText detected = DecodeDetected(bytes);
+  detected.declared_ignored = !declared.empty();
+  return detected;
+}
+
+DecodedText DecodeToUtf8CheckingLabel(std::string_view bytes, std::string_view declared) {
+  DecodedText labelled = DecodeToUtf8(bytes, declared);
+  if (declared.empty() || labelled.declared_ignored) return labelled;
+  std::optional<DecodedText> better;
+  if (labelled.invalid_sequences > 0) {
+    better = Decode(bytes, DetectCharset(bytes));
+    if (better && better->invalid_sequences >= labelled.invalid_sequences) better.reset();
+  } else if (IsSingleByteWestern(labelled.charset) && MostHighBytesPaired(bytes)) {
+    // Western text is practically never valid UTF-8 by chance ("\xC3\xA9"
+    // would have to read "Ã©"), and never clean CP932 or EUC-JP in pairs.
+    if (IsValidUtf8(bytes)) {
+      better = Decode(bytes, "UTF-8");
+    } else if (std::string japanese = CleanJapaneseReading(bytes); !japanese.empty()) {
+      better = Decode(bytes, japanese);
+    }
+  }
+  if (!better) return labelled;
+  better->declared_ignored = true;
+  return std::move(*better);
 }
 
 void EmitText(const ConvertInput& input, std::string utf8, RecordSink& sink) {

@@ -23,6 +23,22 @@ void RecordSink::Child(std::string name, std::string content) {
   Emit(std::move(record));
 }
 
+void RecordSink::Child(std::string name, std::string content, std::string declared_type, bool shown_inline) {
+  v1::worker::Record record;
+  v1::worker::Child* child = record.mutable_child();
+  child->set_name(std::move(name));
+  child->set_content(std::move(content));
+  child->set_declared_type(std::move(declared_type));
+  child->set_shown_inline(shown_inline);
+  Emit(std::move(record));
+}
+
+void RecordSink::MailHeader(v1::worker::MailHeader header) {
+  v1::worker::Record record;
+  *record.mutable_mail_header() = std::move(header);
+  Emit(std::move(record));
+}
+
 v1::worker::Record PixelsRecord(uint32_t width, uint32_t height, uint32_t channels) {
   v1::worker::Record record;
   v1::worker::Pixels* pixels = record.mutable_pixels();

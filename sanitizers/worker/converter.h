@@ -24,6 +24,10 @@ class RecordSink {
   // `subject`: the child the finding is about (WorkerFinding.subject).
   void Finding(std::string_view code, std::string reason, std::string_view subject = {});
   void Child(std::string name, std::string content);
+  // A mail attachment: `declared_type` is the Content-Type its sender gave
+  // ("" for none); `shown_inline` when the body shows it (Child.shown_inline).
+  void Child(std::string name, std::string content, std::string declared_type, bool shown_inline);
+  void MailHeader(v1::worker::MailHeader header);
 };
 
 // A Pixels record of the given size, its data allocated (zeroed) for the
@@ -37,6 +41,7 @@ struct ConvertInput {
   v1::worker::RenderOptions render = {};  // for converters that render
   std::chrono::milliseconds time_limit{0};  // 0: none beyond the daemon's deadline
   v1::worker::ArchiveOptions archive = {};  // for the archive converter
+  v1::worker::MailOptions mail = {};        // for the mail converter
 };
 
 class Converter {

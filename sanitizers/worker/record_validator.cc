@@ -14,6 +14,26 @@ std::string Over(const char* what, uint64_t value, uint64_t limit) {
 
 constexpr size_t kMaxReasonBytes = 1024;
 
+// A message's kept headers: nine names, each at most once, and the longest
+// legal header line is 998 bytes; a long Subject or References may fold over
+// many, so a value may be larger, but not without bound.
+constexpr unsigned kMaxMailHeaders = 9;
+constexpr size_t kMaxMailHeaderBytes = 64 * 1024;
+constexpr int kMaxMailboxes = 1000;
+constexpr size_t kMaxDeclaredTypeBytes = 255;
+
+std::optional<std::string> CheckMailHeader(const v1::worker::MailHeader& header) {
+  size_t bytes = header.value().size();
+  if (!IsValidUtf8(header.value())) return "mail header value is not valid UTF-8";
+  if (header.mailboxes_size() > kMaxMailboxes) return Over("mailboxes", header.mailboxes_size(), kMaxMailboxes);
+  for (const v1::worker::Mailbox& m : header.mailboxes()) {
+    if (!IsValidUtf8(m.name()) || !IsValidUtf8(m.address())) return "mailbox is not valid UTF-8";
+    bytes += m.name().size() + m.address().size();
+  }
+  if (bytes > kMaxMailHeaderBytes) return Over("mail header of bytes", bytes, kMaxMailHeaderBytes);
+  return std::nullopt;
+}
+
 // Codes look like "parse.failed": short, lowercase, dotted. Anything else
 // would let a worker put arbitrary text where operators expect a code.
 bool IsFindingCode(const std::string& code) {
@@ -86,7 +106,12 @@ std::optional<std::string> RecordValidator::Check(const v1::worker::Record& reco
       if (child_bytes_ > limits_.max_child_bytes) {
         return Over("child bytes", child_bytes_, limits_.max_child_bytes);
       }
+      if (record.child().declared_type().size() > kMaxDeclaredTypeBytes) return "child's declared type too long";
       return std::nullopt;
+    case Record::kMailHeader:
+      if (auto wrong = kind_allowed(kMailHeaderRecords, "mail header")) return wrong;
+      if (++mail_headers_ > kMaxMailHeaders) return Over("mail headers", mail_headers_, kMaxMailHeaders);
+      return CheckMailHeader(record.mail_header());
     case Record::kFinding:
       ++findings_;
       if (findings_ > limits_.max_findings) return Over("findings", findings_, limits_.max_findings);

@@ -30,6 +30,7 @@ enum RecordKinds : unsigned {
   kTextRecords = 1u << 0,
   kPixelRecords = 1u << 1,
   kChildRecords = 1u << 2,
+  kMailHeaderRecords = 1u << 3,
 };
 
 // Validates the records of one job, in the order received. Not thread-safe;
@@ -58,6 +59,7 @@ class RecordValidator {
   uint64_t children_ = 0;
   uint64_t child_bytes_ = 0;
   uint64_t findings_ = 0;
+  unsigned mail_headers_ = 0;
 };
 
 }  // namespace mugai

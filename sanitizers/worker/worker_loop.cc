@@ -46,7 +46,7 @@ int RunWorkerLoop(int fd, const ConverterFactory& factory) {
     ChannelSink sink(fd, job.id());
     if (std::unique_ptr<Converter> converter = factory(job.converter())) {
       ConvertInput input{job.name(), job.content(), job.max_output_bytes(), job.render(),
-                         std::chrono::milliseconds(job.time_limit_ms()), job.archive()};
+                         std::chrono::milliseconds(job.time_limit_ms()), job.archive(), job.mail()};
       try {
         converter->Convert(input, sink);
       } catch (const std::bad_alloc&) {

@@ -1,6 +1,7 @@
 // mugai: the command-line client of mugaid.
 //
 //   mugai [--server ADDR] sanitize-file PATH [-o DIR] [--json]
+//   mugai [--server ADDR] sanitize-mail MESSAGE.eml [-o OUT.eml] [--json]
 //   mugai [--server ADDR] quarantine list | show ID | delete ID [--json]
 //   mugai [--server ADDR] status [--json]
 //
@@ -32,12 +33,14 @@ constexpr int kExitHeld = 2;
 constexpr char kUsage[] =
     "usage: mugai [--server ADDR] [--timeout SECONDS] COMMAND\n"
     "  sanitize-file PATH [-o DIR] [--json]   sanitize a file; derivatives go to DIR\n"
+    "  sanitize-mail MESSAGE.eml [-o OUT.eml] [--json]\n"
+    "                                         sanitize a mail message; the new one goes to OUT.eml\n"
     "  quarantine list [--json]               list quarantined items (admin listener)\n"
     "  quarantine show ID [--json]            one item with its report\n"
     "  quarantine delete ID                   delete an item and its original\n"
     "  status [--json]                        signatures and protections in force\n"
     "ADDR: unix:/path or host:port; default $MUGAI_SERVER, else the built-in socket\n"
-    "(ingress for sanitize-file, admin for quarantine and status).\n"
+    "(ingress for sanitize-file and sanitize-mail, admin for quarantine and status).\n"
     "exit: 0 delivered, 2 quarantined or rejected, 1 error\n";
 
 struct UsageError : std::runtime_error {
@@ -158,36 +161,73 @@ fs::path OutputPath(const fs::path& dir, const std::string& name) {
   return dir / name;
 }
 
+// An upload: the file at `path`, its size, opened.
+struct Upload {
+  fs::path path;
+  std::ifstream in;
+  uint64_t size = 0;
+};
+
+Upload OpenUpload(const fs::path& path) {
+  Upload upload{path, std::ifstream(path, std::ios::binary), 0};
+  if (!upload.in) Fail("cannot read " + path.string());
+  std::error_code ec;
+  upload.size = fs::file_size(path, ec);
+  if (ec) Fail("cannot read " + path.string() + ": " + ec.message());
+  return upload;
+}
+
+// Sends `header` and then the upload's bytes as chunks. The server may stop
+// reading early (an oversized upload is refused from its header); a failed
+// write then just means it has answered already.
+template <typename Request, typename Stream>
+void Send(Stream& stream, const Request& header, Upload& upload) {
+  bool writing = stream.Write(header);
+  std::string buffer(kChunkBytes, '\0');
+  while (writing && upload.in) {
+    upload.in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    if (upload.in.gcount() <= 0) break;
+    Request chunk;
+    chunk.set_chunk(buffer.substr(0, static_cast<size_t>(upload.in.gcount())));
+    writing = stream.Write(chunk);
+  }
+  stream.WritesDone();
+}
+
+// Writes `bytes` to `target` through a temporary file beside it, so a
+// half-written file never has the final name.
+void WriteFile(const fs::path& target, const std::string& bytes) {
+  fs::path partial = target.string() + ".part";
+  {
+    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
+    out << bytes;
+    if (!out.flush()) Fail("cannot write " + partial.string());
+  }
+  std::error_code ec;
+  fs::rename(partial, target, ec);
+  if (ec) Fail("cannot write " + target.string() + ": " + ec.message());
+}
+
+void PrintSummary(const Upload& upload, const v1::Report& report) {
+  const v1::ItemReport& item = report.item();
+  std::cout << upload.path.filename().string() << ": " << report.outcome() << " (item " << report.item_id() << ", "
+            << item.detected_type() << ")\n";
+  PrintFindings(item, "  ");
+  if (report.outcome() == "delivered_with_removals") PrintRemovedMembers(item, "  ");
+}
+
 int SanitizeFile(const Options& o) {
   if (o.words.size() != 2) throw UsageError("sanitize-file takes one PATH");
-  const fs::path path = o.words[1];
-  std::ifstream in(path, std::ios::binary);
-  if (!in) Fail("cannot read " + path.string());
-  std::error_code ec;
-  const uint64_t size = fs::file_size(path, ec);
-  if (ec) Fail("cannot read " + path.string() + ": " + ec.message());
-
+  Upload upload = OpenUpload(o.words[1]);
   const std::string address = ServerAddress(o, "unix:/run/mugai/ingress.sock");
   auto stub = v1::Sanitizer::NewStub(Connect(address));
   grpc::ClientContext context;
   SetDeadline(context, o);
   auto stream = stub->SanitizeFile(&context);
-
-  v1::SanitizeFileRequest request;
-  request.mutable_header()->set_name(path.filename().string());
-  request.mutable_header()->set_size(size);
-  // The server may stop reading early (an oversized file is refused from its
-  // header); a failed write then just means it has answered already.
-  bool writing = stream->Write(request);
-  std::string buffer(kChunkBytes, '\0');
-  while (writing && in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (in.gcount() <= 0) break;
-    v1::SanitizeFileRequest chunk;
-    chunk.set_chunk(buffer.substr(0, static_cast<size_t>(in.gcount())));
-    writing = stream->Write(chunk);
-  }
-  stream->WritesDone();
+  v1::SanitizeFileRequest header;
+  header.mutable_header()->set_name(upload.path.filename().string());
+  header.mutable_header()->set_size(upload.size);
+  Send(*stream, header, upload);
 
   v1::SanitizeFileResponse response;
   v1::Report report;
@@ -208,33 +248,58 @@ int SanitizeFile(const Options& o) {
 
   const v1::ItemReport& item = report.item();
   if (o.output_dir && !derivatives.empty()) {
+    std::error_code ec;
     fs::create_directories(*o.output_dir, ec);
     if (ec) Fail("cannot create " + *o.output_dir + ": " + ec.message());
     for (int i = 0; i < item.derivatives_size(); ++i) {
-      fs::path target = OutputPath(*o.output_dir, item.derivatives(i).name());
-      fs::path partial = target.string() + ".part";
-      {
-        std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-        out << derivatives[i];
-        if (!out.flush()) Fail("cannot write " + partial.string());
-      }
-      fs::rename(partial, target, ec);
-      if (ec) Fail("cannot write " + target.string() + ": " + ec.message());
+      WriteFile(OutputPath(*o.output_dir, item.derivatives(i).name()), derivatives[i]);
     }
   }
   if (o.json) {
     std::cout << ToJson(report);
   } else {
-    std::cout << path.filename().string() << ": " << report.outcome() << " (item "
-              << report.item_id() << ", " << item.detected_type() << ")\n";
-    PrintFindings(item, "  ");
-    if (report.outcome() == "delivered_with_removals") PrintRemovedMembers(item, "  ");
+    PrintSummary(upload, report);
     for (const v1::Derivative& d : item.derivatives()) {
       std::cout << "  -> " << (o.output_dir ? (fs::path(*o.output_dir) / d.name()).string() : d.name())
                 << " (" << d.size() << " bytes, sha256 " << d.sha256() << ")\n";
     }
   }
   return ExitFor(report.outcome());
+}
+
+int SanitizeMail(const Options& o) {
+  if (o.words.size() != 2) throw UsageError("sanitize-mail takes one MESSAGE");
+  Upload upload = OpenUpload(o.words[1]);
+  const std::string address = ServerAddress(o, "unix:/run/mugai/ingress.sock");
+  auto stub = v1::Sanitizer::NewStub(Connect(address));
+  grpc::ClientContext context;
+  SetDeadline(context, o);
+  auto stream = stub->SanitizeMessage(&context);
+  v1::SanitizeMessageRequest header;
+  header.mutable_header()->set_size(upload.size);
+  Send(*stream, header, upload);
+
+  v1::SanitizeMessageResponse response;
+  std::optional<v1::Report> report;
+  std::string message;
+  while (stream->Read(&response)) {
+    if (response.has_report()) report = response.report();
+    if (response.has_chunk()) message += response.chunk();
+  }
+  CheckStatus(stream->Finish(), address);
+  if (!report) Fail("mugaid sent no report");
+  const bool delivered = ExitFor(report->outcome()) == kExitDelivered;
+  if (delivered && o.output_dir) WriteFile(*o.output_dir, message);
+  if (o.json) {
+    std::cout << ToJson(*report);
+  } else {
+    PrintSummary(upload, *report);
+    if (delivered) {
+      std::cout << "  -> " << (o.output_dir ? *o.output_dir : std::string("(not written; use -o OUT.eml)")) << " ("
+                << message.size() << " bytes)\n";
+    }
+  }
+  return ExitFor(report->outcome());
 }
 
 int Quarantine(const Options& o) {
@@ -315,6 +380,7 @@ int Run(int argc, char** argv) {
     Options o = ParseArguments(argc, argv);
     const std::string& command = o.words[0];
     if (command == "sanitize-file") return SanitizeFile(o);
+    if (command == "sanitize-mail") return SanitizeMail(o);
     if (command == "quarantine") return Quarantine(o);
     if (command == "status") return Status(o);
     throw UsageError("unknown command " + command);

@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <initializer_list>
 #include <sstream>
 
 namespace mugai {
@@ -81,6 +82,23 @@ class TableReader {
   std::map<std::string, bool> known_;
 };
 
+// A key whose value is one of `choices`, named `dotted` in errors: the
+// index of the value read, or `current` when the key is absent.
+size_t Choice(TableReader& t, const std::string& path, std::string_view dotted,
+              std::initializer_list<std::string_view> choices, size_t current) {
+  const std::string_view* choice = choices.begin();
+  std::string value(choice[current]);
+  t.String(std::string(dotted.substr(dotted.find('.') + 1)).c_str(), &value);
+  for (size_t i = 0; i < choices.size(); ++i) {
+    if (choice[i] == value) return i;
+  }
+  std::string allowed;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    allowed += (i == 0 ? "\"" : i + 1 == choices.size() ? " or \"" : ", \"") + std::string(choice[i]) + "\"";
+  }
+  throw ConfigError(path + ": \"" + std::string(dotted) + "\" must be " + allowed);
+}
+
 }  // namespace
 
 Config LoadConfig(const std::string& path) {
@@ -145,12 +163,20 @@ Config LoadConfig(const std::string& path) {
     t.Number("max_expanded_bytes", &a.max_expanded_bytes, 1, int64_t{64} << 30);
     t.Number("max_ratio", &a.max_ratio, 1, 100'000);
     t.Number("ratio_free_bytes", &a.ratio_free_bytes, 0, int64_t{64} << 30);
-    std::string blocked = a.hold_blocked_members ? "quarantine" : "remove";
-    t.String("blocked_members", &blocked);
-    if (blocked != "remove" && blocked != "quarantine") {
-      throw ConfigError(path + ": \"archives.blocked_members\" must be \"remove\" or \"quarantine\"");
-    }
-    a.hold_blocked_members = blocked == "quarantine";
+    a.hold_blocked_members =
+        Choice(t, path, "archives.blocked_members", {"remove", "quarantine"}, a.hold_blocked_members) == 1;
+  });
+  reader.Table("mail", [&](TableReader& t) {
+    MailPolicy& m = config.mail;
+    // In LinkPolicy's order.
+    m.links = static_cast<LinkPolicy>(
+        Choice(t, path, "mail.links", {"keep", "defang", "remove"}, static_cast<size_t>(m.links)));
+    m.keep_inline_images = Choice(t, path, "mail.inline_images", {"remove", "attach"}, m.keep_inline_images) == 1;
+    m.strip_infected = Choice(t, path, "mail.infected", {"quarantine", "strip"}, m.strip_infected) == 1;
+    m.always_keep_original = Choice(t, path, "mail.keep_original", {"changed", "always"}, m.always_keep_original) == 1;
+    t.Number("max_depth", &m.max_depth, 1, 100);
+    t.Number("max_parts", &m.max_parts, 1, 10'000);
+    t.Number("max_header_bytes", &m.max_header_bytes, 1024, int64_t{16} << 20);
   });
   reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
   reader.RejectUnknown();

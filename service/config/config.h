@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sanitizers/pipeline/file_sanitizer.h"
+#include "sanitizers/pipeline/mail_sanitizer.h"
 
 namespace mugai {
 
@@ -20,7 +21,7 @@ struct Config {
   std::string admin = "unix:/run/mugai/admin.sock";
 
   unsigned workers = 0;  // 0: one per CPU
-  unsigned worker_max_jobs = 500;
+  unsigned worker_max_jobs = 2000;
   std::string worker_executable;   // empty: mugai-worker beside mugaid
   uint64_t worker_memory_bytes = uint64_t{1} << 30;
   bool worker_sandbox = true;      // false only to measure what it costs
@@ -36,6 +37,7 @@ struct Config {
   PipelineLimits limits;
   FlattenOptions documents;
   ArchiveLimits archives;
+  MailPolicy mail;
   unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this
 };
 

@@ -17,6 +17,7 @@
 #include "mugai/version.h"
 #include "sanitizers/core/log.h"
 #include "sanitizers/image/image_encoder.h"
+#include "sanitizers/mail/message_writer.h"
 #include "service/config/config.h"
 #include "service/daemon/services.h"
 #include "service/wire_limits.h"
@@ -169,13 +170,15 @@ int Run(int argc, char** argv) {
   }
 
   InitVips();
+  InitMessageWriter();
   FileSanitizer sanitizer(scanner, pool, config.limits, config.documents, office_pool.get(), config.archives);
+  MailSanitizer mail(sanitizer, scanner, pool, config.mail);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::vector<Listener> listeners(3);
   listeners[0].name = "ingress";
-  listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, *store));
+  listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, mail, *store));
   listeners[1].name = "egress";
   listeners[2].name = "admin";
   listeners[2].services.push_back(std::make_unique<AdminService>(*store));

@@ -8,23 +8,28 @@
 #include "mugai/v1/admin.grpc.pb.h"
 #include "mugai/v1/sanitize.grpc.pb.h"
 #include "sanitizers/pipeline/file_sanitizer.h"
+#include "sanitizers/pipeline/mail_sanitizer.h"
 #include "sanitizers/scan/scanner_client.h"
 #include "service/store/item_store.h"
 
 namespace mugai {
 
-// Ingress: SanitizeFile.
+// Ingress: SanitizeFile and SanitizeMessage.
 class SanitizerService final : public v1::Sanitizer::Service {
  public:
-  SanitizerService(const FileSanitizer& sanitizer, ItemStore& store)
-      : sanitizer_(sanitizer), store_(store) {}
+  SanitizerService(const FileSanitizer& files, const MailSanitizer& mail, ItemStore& store)
+      : files_(files), mail_(mail), store_(store) {}
 
   grpc::Status SanitizeFile(
       grpc::ServerContext* context,
       grpc::ServerReaderWriter<v1::SanitizeFileResponse, v1::SanitizeFileRequest>* stream) override;
+  grpc::Status SanitizeMessage(
+      grpc::ServerContext* context,
+      grpc::ServerReaderWriter<v1::SanitizeMessageResponse, v1::SanitizeMessageRequest>* stream) override;
 
  private:
-  const FileSanitizer& sanitizer_;
+  const FileSanitizer& files_;
+  const MailSanitizer& mail_;
   ItemStore& store_;
 };
 

@@ -34,8 +34,18 @@ class ItemStore {
   static std::unique_ptr<ItemStore> Open(const std::filesystem::path& data_dir);
   virtual ~ItemStore() = default;
 
-  // Assigns report->item_id and report->received_at, stores `original`
-  // (when not null) and the report, durably. Throws StoreError.
+  struct Stamp {
+    std::string id;
+    std::string received_at;  // RFC 3339 UTC
+  };
+  // An id (and time) for an item whose derivative must carry its id before
+  // it is recorded: a rebuilt message names it in X-Mugai-Id. Ids issued
+  // here and by Record() are unique and increase.
+  virtual Stamp Reserve() = 0;
+
+  // Stores `original` (when not null) and the report, durably, with
+  // report->item_id and report->received_at as Reserve() gave them, or, when
+  // item_id is empty, new ones (set in `report`). Throws StoreError.
   virtual void Record(v1::Report* report, const std::string* original) = 0;
 
   // Items whose outcome is "quarantined", newest first; paging by id.

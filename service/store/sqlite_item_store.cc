@@ -238,6 +238,7 @@ class SqliteItemStore final : public ItemStore {
  public:
   SqliteItemStore(Db db, BlobStore blobs) : db_(std::move(db)), blobs_(std::move(blobs)) {}
 
+  Stamp Reserve() override;
   void Record(v1::Report* report, const std::string* original) override;
   std::vector<v1::QuarantineItem> ListQuarantined(size_t limit, std::string_view before_id) override;
   std::optional<v1::QuarantineItem> GetQuarantined(std::string_view id) override;
@@ -245,10 +246,6 @@ class SqliteItemStore final : public ItemStore {
   bool DeleteQuarantined(std::string_view id) override;
 
  private:
-  struct Stamp {
-    std::string id;
-    std::string received_at;
-  };
   Stamp NextStamp();  // requires mutex_
 
   std::mutex mutex_;
@@ -288,6 +285,11 @@ SqliteItemStore::Stamp SqliteItemStore::NextStamp() {
   return {std::string(compact) + "-" + suffix, rfc3339};
 }
 
+ItemStore::Stamp SqliteItemStore::Reserve() {
+  std::lock_guard lock(mutex_);
+  return NextStamp();
+}
+
 void SqliteItemStore::Record(v1::Report* report, const std::string* original) {
   const v1::ItemReport& item = report->item();
   std::string finding_codes = JoinFindingCodes(item);
@@ -298,7 +300,7 @@ void SqliteItemStore::Record(v1::Report* report, const std::string* original) {
   if (original != nullptr) blobs_.Put(item.sha256(), *original);
 
   // The caller's report changes only once the record is committed.
-  Stamp stamp = NextStamp();
+  Stamp stamp = report->item_id().empty() ? NextStamp() : Stamp{report->item_id(), report->received_at()};
   v1::Report stored = *report;
   stored.set_item_id(stamp.id);
   stored.set_received_at(stamp.received_at);

@@ -54,6 +54,34 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(a.max_ratio, b.max_ratio);
   EXPECT_EQ(a.ratio_free_bytes, b.ratio_free_bytes);
   EXPECT_EQ(a.hold_blocked_members, b.hold_blocked_members);
+  const MailPolicy &m = sample.mail, &n = defaults.mail;
+  EXPECT_EQ(m.links, n.links);
+  EXPECT_EQ(m.keep_inline_images, n.keep_inline_images);
+  EXPECT_EQ(m.strip_infected, n.strip_infected);
+  EXPECT_EQ(m.always_keep_original, n.always_keep_original);
+  EXPECT_EQ(m.max_depth, n.max_depth);
+  EXPECT_EQ(m.max_parts, n.max_parts);
+  EXPECT_EQ(m.max_header_bytes, n.max_header_bytes);
+}
+
+TEST(Config, MailPolicy) {
+  Config c = LoadConfig(WriteConfig("[mail]\nlinks = \"remove\"\ninline_images = \"attach\"\n"
+                                    "infected = \"strip\"\nkeep_original = \"always\"\nmax_parts = 5\n"));
+  EXPECT_EQ(c.mail.links, LinkPolicy::kRemove);
+  EXPECT_TRUE(c.mail.keep_inline_images);
+  EXPECT_TRUE(c.mail.strip_infected);
+  EXPECT_TRUE(c.mail.always_keep_original);
+  EXPECT_EQ(c.mail.max_parts, 5u);
+  EXPECT_EQ(LoadConfig(WriteConfig("[mail]\nlinks = \"keep\"\n")).mail.links, LinkPolicy::kKeep);
+  try {
+    LoadConfig(WriteConfig("[mail]\nlinks = \"open\"\n"));
+    FAIL() << "an unknown link policy was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"mail.links\" must be \"keep\", \"defang\" or \"remove\""), std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(LoadConfig(WriteConfig("[mail]\ninfected = \"deliver\"\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[mail]\nmax_depth = 0\n")), ConfigError);
 }
 
 TEST(Config, ArchiveLimits) {

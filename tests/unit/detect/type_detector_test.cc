@@ -110,3 +110,21 @@ TEST(TypeDetector, OnePerThread) {
 
 }  // namespace
 }  // namespace mugai
+
+namespace mugai {
+namespace {
+
+// One libmagic pass for the types whose MIME type says all; the
+// description pass still runs for the rest.
+TEST(TypeDetector, DescribesOnlyWhatTheMimeTypeDoesNotSay) {
+  TypeDetector detector;
+  DetectedType text = detector.Detect("plain words, nothing more\n");
+  EXPECT_EQ(text.mime_type, "text/plain");
+  EXPECT_EQ(text.description, "text/plain");
+  DetectedType gzip = detector.Detect(std::string("\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03\x03\x00\x00\x00\x00\x00\x00\x00\x00\x00", 20));
+  EXPECT_EQ(gzip.mime_type, "application/gzip");
+  EXPECT_NE(gzip.description.find("gzip compressed data"), std::string::npos) << gzip.description;
+}
+
+}  // namespace
+}  // namespace mugai

@@ -32,6 +32,43 @@ TEST(HtmlToText, DropsScriptsStylesAndComments) {
             "Notice\n\nHello world");
 }
 
+TEST(RenderUtf8Html, FindsLinksThatShowOneHostAndLeadToAnother) {
+  RenderedHtml html = RenderUtf8Html(
+      "<p><a href=\"http://evil.example/login\">https://bank.example</a> "
+      "<a href=\"https://bank.example@evil.example/\">www.bank.example</a> "
+      "<a href=\"https://evil.example/\">BANK.example/login</a> "
+      "<a href=\"https://bank.example.evil.example/\">bank.example</a></p>");
+  ASSERT_EQ(html.deceptive_links.size(), 4u);
+  EXPECT_EQ(html.deceptive_links[0].shown, "https://bank.example");
+  EXPECT_EQ(html.deceptive_links[0].target, "http://evil.example/login");
+  EXPECT_EQ(html.deceptive_links[1].target, "https://bank.example@evil.example/");
+  EXPECT_EQ(html.deceptive_links[2].shown, "BANK.example/login");
+  EXPECT_EQ(html.deceptive_links[3].shown, "bank.example");
+  EXPECT_EQ(html.text,
+            "https://bank.example <http://evil.example/login> www.bank.example <https://bank.example@evil.example/> "
+            "BANK.example/login <https://evil.example/> bank.example <https://bank.example.evil.example/>");
+}
+
+TEST(RenderUtf8Html, HonestLinksAreNotDeceptive) {
+  RenderedHtml html = RenderUtf8Html(
+      "<a href=\"https://www.bank.example/\">bank.example</a>"
+      "<a href=\"https://login.bank.example:8443/x\">https://Bank.Example.</a>"
+      "<a href=\"https://files.example/report.pdf\">report.pdf</a>"
+      "<a href=\"https://evil.example/\">click here</a>"
+      "<a href=\"mailto:info@bank.example\">info@bank.example</a>"
+      "<a href=\"/relative\">www.bank.example</a>"
+      "<a href=\"https://bank.example/\">www.bank.example</a>");
+  EXPECT_TRUE(html.deceptive_links.empty()) << html.deceptive_links[0].shown;
+}
+
+TEST(RenderUtf8Html, TakesUtf8AsItIs) {
+  // A <meta> naming another charset changes nothing: the bytes are UTF-8.
+  EXPECT_EQ(RenderUtf8Html("<meta charset=\"shift_jis\"><p>" + std::string(kJapanese) + "</p>").text, kJapanese);
+  EXPECT_EQ(HtmlMetaCharset("<meta http-equiv=\"Content-Type\" content=\"text/html; charset=Shift_JIS\">"),
+            "shift_jis");
+  EXPECT_EQ(HtmlMetaCharset("<p>no meta</p>"), "");
+}
+
 TEST(HtmlToText, LinksShowTheirUrl) {
   EXPECT_EQ(HtmlToText("<p>See <a href=\"https://example.com/a?b=1&amp;c=2\">the docs</a>, "
                        "<a href=\" https://example.com/ \">https://example.com/</a> and "

@@ -141,12 +141,63 @@ TEST(DecodeToUtf8, DeclaredCharset) {
   EXPECT_EQ(DecodeToUtf8(sjis, "shift_jis").charset, "CP932");
   EXPECT_EQ(DecodeToUtf8(sjis, "Windows-31J").utf8, kJapanese);
   EXPECT_EQ(DecodeToUtf8("\x93quoted\x94", "iso-8859-1").utf8, "\u201Cquoted\u201D");
+  EXPECT_EQ(DecodeToUtf8("\xBD\xBA\xC6\xBC\xC7\xD8", "ks_c_5601-1987").utf8, "스티해");  // Outlook's Korean
   // A byte-order mark wins; unknown and suspicious labels are ignored.
   EXPECT_EQ(DecodeToUtf8("\xEF\xBB\xBF" + std::string(kJapanese), "Shift_JIS").charset, "UTF-8");
   EXPECT_EQ(DecodeToUtf8(sjis, "x-no-such-charset").charset, "CP932");
   DecodedText ignored = DecodeToUtf8(sjis, "UTF-8//IGNORE");
   EXPECT_EQ(ignored.charset, "CP932");
   EXPECT_EQ(ignored.utf8, kJapanese);
+}
+
+TEST(DecodeToUtf8, SaysWhenTheDeclaredLabelWasNotUsed) {
+  std::string sjis = Encode(kJapanese, "CP932");
+  EXPECT_FALSE(DecodeToUtf8(sjis, "shift_jis").declared_ignored);
+  EXPECT_FALSE(DecodeToUtf8("plain", "us-ascii").declared_ignored);
+  EXPECT_FALSE(DecodeToUtf8(sjis).declared_ignored);
+  EXPECT_TRUE(DecodeToUtf8(sjis, "x-no-such-charset").declared_ignored);
+  EXPECT_TRUE(DecodeToUtf8("\xEF\xBB\xBF" + std::string(kJapanese), "Shift_JIS").declared_ignored);
+  EXPECT_FALSE(DecodeToUtf8("\xFF\xFE" + Encode("ab", "UTF-16LE"), "UTF-16").declared_ignored);
+  // DecodeToUtf8 itself keeps a known label even when it leaves U+FFFD.
+  DecodedText kept = DecodeToUtf8(Encode("日本語のテキスト", "UTF-8"), "ISO-2022-JP");
+  EXPECT_EQ(kept.charset, "ISO-2022-JP");
+  EXPECT_FALSE(kept.declared_ignored);
+}
+
+TEST(DecodeToUtf8CheckingLabel, DetectionWinsOverALabelThatLeavesBytesUndecoded) {
+  DecodedText utf8 = DecodeToUtf8CheckingLabel("日本語のテキスト、①です。\r\n", "ISO-2022-JP");
+  EXPECT_EQ(utf8.utf8, "日本語のテキスト、①です。\r\n");
+  EXPECT_EQ(utf8.charset, "UTF-8");
+  EXPECT_TRUE(utf8.declared_ignored);
+  DecodedText euc = DecodeToUtf8CheckingLabel(Encode(kJapanese, "EUC-JP-MS"), "Shift_JIS");
+  EXPECT_EQ(euc.utf8, kJapanese);
+  EXPECT_TRUE(euc.declared_ignored);
+  // No better reading: the label stays, and so do its U+FFFD.
+  DecodedText truncated = DecodeToUtf8CheckingLabel(Encode(kJapanese, "CP932") + "\x93", "Shift_JIS");
+  EXPECT_EQ(truncated.utf8, std::string(kJapanese) + "\uFFFD");
+  EXPECT_FALSE(truncated.declared_ignored);
+}
+
+TEST(DecodeToUtf8CheckingLabel, JapaneseBytesUnderAWesternLabel) {
+  const std::string memo = "会議は１２月１日（火）です。よろしくお願いします。\n";
+  for (const char* label : {"iso-8859-1", "windows-1252", "ISO-8859-15"}) {
+    DecodedText sjis = DecodeToUtf8CheckingLabel(Encode(memo, "CP932"), label);
+    EXPECT_EQ(sjis.utf8, memo) << label;
+    EXPECT_EQ(sjis.charset, "CP932") << label;
+    EXPECT_TRUE(sjis.declared_ignored) << label;
+    DecodedText euc = DecodeToUtf8CheckingLabel(Encode(memo, "EUC-JP-MS"), label);
+    EXPECT_EQ(euc.utf8, memo) << label;
+    EXPECT_TRUE(euc.declared_ignored) << label;
+  }
+  DecodedText utf8 = DecodeToUtf8CheckingLabel("r\xC3\xA9sum\xC3\xA9 \xE2\x91\xA0\n", "iso-8859-1");
+  EXPECT_EQ(utf8.utf8, "résumé ①\n");
+  EXPECT_TRUE(utf8.declared_ignored);
+  // Western text under its own label is left alone, and right labels are.
+  DecodedText latin = DecodeToUtf8CheckingLabel("Caf\xE9 cr\xE8me br\xFBl\xE9" "e, na\xEFve r\xE9sum\xE9\n", "iso-8859-1");
+  EXPECT_EQ(latin.utf8, "Café crème brûlée, naïve résumé\n");
+  EXPECT_FALSE(latin.declared_ignored);
+  EXPECT_FALSE(DecodeToUtf8CheckingLabel(Encode(memo, "CP932"), "Shift_JIS").declared_ignored);
+  EXPECT_FALSE(DecodeToUtf8CheckingLabel(memo, "utf-8").declared_ignored);
 }
 
 TEST(DecodeToUtf8, CorpusMailBodies) {
