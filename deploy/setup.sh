@@ -40,6 +40,9 @@ PACKAGES=(
   python3-gi gir1.2-gmime-3.0
   # archive tests: ZipCrypto and AES zips (bsdtar), overlapping-entry check (unzip)
   libarchive-tools unzip
+  # end-to-end mail tests (tests/e2e): a real Postfix in front of mugai-milter,
+  # run by the tests as a private instance on loopback only
+  postfix
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
 )
 
@@ -54,6 +57,10 @@ install_packages() {
   fi
   echo "setup: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # Postfix (for tests/e2e) must install without configuring a system mail
+  # service: "No configuration" writes no main.cf, so nothing listens; the
+  # tests start their own private instance on 127.0.0.1.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }

@@ -300,12 +300,9 @@ using References = std::unique_ptr<GMimeReferences, ReferencesFree>;
 void InitGMime() {
   // Once per process; never shut down (the worker simply exits).
   static std::once_flag once;
-  std::call_once(once, [] {
-    g_mime_init();
-    // GMime reads message/rfc822 and message/news parts as embedded
-    // messages; RFC 6532's message/global is one too.
-    g_mime_object_register_type("message", "global", g_mime_message_part_get_type());
-  });
+  // GMime reads message/rfc822, message/news and message/global parts as
+  // embedded messages.
+  std::call_once(once, [] { g_mime_init(); });
 }
 
 ParserOptions NewParserOptions(WarningCollector& warnings) {

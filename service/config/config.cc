@@ -178,6 +178,19 @@ Config LoadConfig(const std::string& path) {
     t.Number("max_parts", &m.max_parts, 1, 10'000);
     t.Number("max_header_bytes", &m.max_header_bytes, 1024, int64_t{16} << 20);
   });
+  reader.Table("milter", [&](TableReader& t) {
+    MilterConfig& m = config.milter;
+    t.String("listen", &m.listen);
+    t.String("server", &m.server);
+    t.Number("timeout_seconds", &m.timeout_seconds, 1, 3600);
+    t.Number("max_message_bytes", &m.max_message_bytes, 1024, int64_t{4} << 30);
+    t.Number("max_concurrency", &m.max_concurrency, 1, 4096);
+    m.reject_quarantined = Choice(t, path, "milter.quarantined", {"notice", "reject"}, m.reject_quarantined) == 1;
+    t.String("notice_from", &m.notice_from);
+    t.String("tls_ca_file", &m.tls_ca_file);
+    t.String("tls_cert_file", &m.tls_cert_file);
+    t.String("tls_key_file", &m.tls_key_file);
+  });
   reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
   reader.RejectUnknown();
   return config;

@@ -12,6 +12,24 @@
 
 namespace mugai {
 
+// mugai-milter's [milter] table: how the mail relay's filter reaches
+// mugaid and what it does with each outcome. mugaid itself ignores it, so
+// one file can configure both on one host.
+struct MilterConfig {
+  std::string listen = "unix:/run/mugai/milter.sock";  // libmilter's form: unix:PATH or inet:PORT@HOST
+  std::string server = "unix:/run/mugai/ingress.sock";  // mugaid's ingress listener
+  // Below the MTA's milter_content_timeout (Postfix: 300 s), so that the
+  // MTA sees this filter's tempfail rather than its own timeout.
+  unsigned timeout_seconds = 120;
+  uint64_t max_message_bytes = 100u << 20;  // larger: rejected (552)
+  unsigned max_concurrency = 32;            // messages sanitized at once; more: tempfail
+  bool reject_quarantined = false;          // false: the recipients get a notice instead
+  std::string notice_from = "postmaster@localhost";
+  // TLS to mugaid: all empty for a unix socket or loopback. The CA alone
+  // verifies mugaid; the certificate and key identify this milter.
+  std::string tls_ca_file, tls_cert_file, tls_key_file;
+};
+
 struct Config {
   std::string data_dir = "/var/lib/mugai";
   std::string signatures;  // empty: the system ClamAV database, else the test signatures
@@ -38,6 +56,7 @@ struct Config {
   FlattenOptions documents;
   ArchiveLimits archives;
   MailPolicy mail;
+  MilterConfig milter;
   unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this
 };
 

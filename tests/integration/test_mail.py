@@ -10,6 +10,7 @@ import email
 import email.policy
 import hashlib
 import io
+import sqlite3
 import json
 import os
 import struct
@@ -24,6 +25,10 @@ from test_daemon import CORPUS, EICAR, TESTFILES, DaemonTestCase, codes
 
 # The only MIME types a delivered message may contain.
 SAFE_TYPES = {"multipart/mixed", "text/plain", "application/pdf", "image/png", "image/jpeg", "application/zip"}
+# The only headers a delivered message may have: the kept ones, Mugai's,
+# and MIME's own.
+KEPT_HEADERS = {"from", "to", "cc", "reply-to", "subject", "date", "message-id", "in-reply-to", "references",
+                "x-mugai-sanitized", "x-mugai-id", "mime-version", "content-type", "content-transfer-encoding"}
 GMIME_CHECK = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gmime_check.py")
 MAIL_CORPUS = os.path.join(CORPUS, "mail")
 NOTICE_MARK = "【無害化通知 / Mugai sanitization notice】"
@@ -86,6 +91,7 @@ class MailCase(DaemonTestCase):
         self.assertEqual(derivative["sha256"], hashlib.sha256(data).hexdigest(), where)
         self.assertEqual(derivative["media_type"], "message/rfc822", where)
         message = parse(data)
+        self.assertTrue(set(k.lower() for k in message.keys()) <= KEPT_HEADERS, f"{where}: {message.keys()}")
         self.assertEqual(message["X-Mugai-Id"], report["item_id"], where)
         self.assertTrue(message["X-Mugai-Sanitized"], where)
         for part in message.walk():
@@ -94,6 +100,12 @@ class MailCase(DaemonTestCase):
             if part.get_content_type() == "text/plain":
                 part.get_content()  # decodes
         return message
+
+    def original_kept(self, item_id):
+        """Whether the store kept the original of `item_id` (the vault)."""
+        with sqlite3.connect(os.path.join(self.daemon.dir, "data", "mugai.db")) as db:
+            (kept,) = db.execute("SELECT has_original FROM items WHERE id = ?", (item_id,)).fetchone()
+        return bool(kept)
 
     def delivered(self, message, name="message.eml"):
         rc, report, data = self.sanitize_message(message, name)
@@ -222,6 +234,12 @@ class JapaneseMailTest(MailCase):
             base64.encodebytes("住民票の写しについて\n".encode("euc-jp"))))
         self.assertIn("住民票の写しについて", self.body_text(out))
         self.assertEqual(out["Subject"], "住民票")
+
+    def test_utf16_body(self):
+        report, out = self.delivered(raw_message(
+            ["Subject: utf-16", "Content-Type: text/plain; charset=UTF-16", "Content-Transfer-Encoding: base64"],
+            base64.encodebytes("ご案内：窓口は9時からです。\n".encode("utf-16"))))
+        self.assertIn("ご案内：窓口は9時からです。", self.body_text(out))
 
     def test_mislabelled_charset_is_recovered(self):
         text = "こんにちは、市役所です。\n"
@@ -382,6 +400,14 @@ class AttachmentMailTest(MailCase):
         self.assertIn("DEL_INLINE", out["X-Mugai-Sanitized"])
         self.assertEqual([p for p in out.walk() if p.get_content_type().startswith("image/")], [])
 
+    def test_the_original_is_kept_when_more_than_the_body_changed(self):
+        m = simple_message()
+        m.add_attachment("メモ\n".encode("utf-8"), maintype="text", subtype="plain", filename="メモ.txt")
+        report, _ = self.delivered(m)
+        self.assertTrue(self.original_kept(report["item_id"]))
+        report, _ = self.delivered(simple_message(body="本文だけ\n"))
+        self.assertFalse(self.original_kept(report["item_id"]))
+
     def test_plain_text_mail_is_one_text_part(self):
         report, out = self.delivered(simple_message(body="こんにちは\n"))
         self.assertEqual(report["outcome"], "delivered")
@@ -389,6 +415,30 @@ class AttachmentMailTest(MailCase):
         self.assertEqual(out.get_content(), "こんにちは\n")
         self.assertEqual(out["X-Mugai-Sanitized"], "NONE")
         self.assertEqual(out["Message-ID"], "<test-1@example.jp>")
+
+
+class MailPolicyTest(MailCase):
+    """The other [mail] settings: links removed, inline images attached,
+    every original kept."""
+
+    config_extra = '[mail]\nlinks = "remove"\ninline_images = "attach"\nkeep_original = "always"\n'
+
+    def test_links_removed_inline_images_attached_original_kept(self):
+        m = simple_message(body="詳細は https://www.example.jp/a をご覧ください。\n")
+        m.add_alternative('<p>詳細は<a href="https://www.example.jp/a">こちら</a> <img src="cid:logo@x"></p>',
+                          subtype="html")
+        m.get_payload()[1].add_related(tiny_png(), maintype="image", subtype="png", cid="<logo@x>")
+        report, out = self.delivered(m)
+        body = "\n".join(texts(out))
+        self.assertIn("[URL削除 / link removed]", body)
+        self.assertNotIn("example.jp/a", body)
+        self.assertIn("DEL_LINK", out["X-Mugai-Sanitized"])
+        self.assertEqual([p.get_content_type() for p in out.walk() if p.get_content_type().startswith("image/")],
+                         ["image/png"])
+        self.assertIn("CNV_IMG", out["X-Mugai-Sanitized"])
+        self.assertTrue(self.original_kept(report["item_id"]))
+        report, _ = self.delivered(simple_message(body="本文だけ\n"))
+        self.assertTrue(self.original_kept(report["item_id"]))
 
 
 class MimeLimitsTest(MailCase):

@@ -62,6 +62,25 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(m.max_depth, n.max_depth);
   EXPECT_EQ(m.max_parts, n.max_parts);
   EXPECT_EQ(m.max_header_bytes, n.max_header_bytes);
+  const MilterConfig &r = sample.milter, &q = defaults.milter;
+  EXPECT_EQ(r.listen, q.listen);
+  EXPECT_EQ(r.server, q.server);
+  EXPECT_EQ(r.timeout_seconds, q.timeout_seconds);
+  EXPECT_EQ(r.max_message_bytes, q.max_message_bytes);
+  EXPECT_EQ(r.max_concurrency, q.max_concurrency);
+  EXPECT_EQ(r.reject_quarantined, q.reject_quarantined);
+  EXPECT_EQ(r.notice_from, q.notice_from);
+  EXPECT_EQ(r.tls_ca_file, q.tls_ca_file);
+}
+
+TEST(Config, Milter) {
+  Config c = LoadConfig(WriteConfig("[milter]\nlisten = \"inet:10025@127.0.0.1\"\nquarantined = \"reject\"\n"
+                                    "timeout_seconds = 60\n"));
+  EXPECT_EQ(c.milter.listen, "inet:10025@127.0.0.1");
+  EXPECT_TRUE(c.milter.reject_quarantined);
+  EXPECT_EQ(c.milter.timeout_seconds, 60u);
+  EXPECT_THROW(LoadConfig(WriteConfig("[milter]\nquarantined = \"accept\"\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[milter]\ntimeout_seconds = 0\n")), ConfigError);
 }
 
 TEST(Config, MailPolicy) {
