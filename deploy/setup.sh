@@ -43,6 +43,8 @@ PACKAGES=(
   # end-to-end mail tests (tests/e2e): a real Postfix in front of mugai-milter,
   # run by the tests as a private instance on loopback only
   postfix
+  # test certificates for the TLS listeners (deploy/make-test-certs.sh)
+  openssl
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
 )
 

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <fstream>
 #include <functional>
 #include <limits>
 #include <map>
@@ -119,6 +120,14 @@ Config LoadConfig(const std::string& path) {
     t.String("ingress", &config.ingress);
     t.String("egress", &config.egress);
     t.String("admin", &config.admin);
+    for (auto [name, tls] : {std::pair{"ingress", &config.ingress_tls}, std::pair{"egress", &config.egress_tls},
+                             std::pair{"admin", &config.admin_tls}}) {
+      t.Table((std::string(name) + "_tls").c_str(), [&](TableReader& u) {
+        u.String("cert_file", &tls->cert_file);
+        u.String("key_file", &tls->key_file);
+        u.String("client_ca_file", &tls->client_ca_file);
+      });
+    }
   });
   reader.Table("workers", [&](TableReader& t) {
     t.Number("count", &config.workers, 0, 256);
@@ -194,6 +203,14 @@ Config LoadConfig(const std::string& path) {
   reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
   reader.RejectUnknown();
   return config;
+}
+
+std::string ReadConfiguredFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError("cannot read " + path);
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
 }
 
 }  // namespace mugai

@@ -30,6 +30,13 @@ struct MilterConfig {
   std::string tls_ca_file, tls_cert_file, tls_key_file;
 };
 
+// A listener's TLS: its certificate chain and key (PEM files), and the CA
+// its clients' certificates must be signed by (mutual TLS). No certificate:
+// plaintext, for unix sockets and loopback only.
+struct ListenerTls {
+  std::string cert_file, key_file, client_ca_file;
+};
+
 struct Config {
   std::string data_dir = "/var/lib/mugai";
   std::string signatures;  // empty: the system ClamAV database, else the test signatures
@@ -37,6 +44,7 @@ struct Config {
   std::string ingress = "unix:/run/mugai/ingress.sock";
   std::string egress = "unix:/run/mugai/egress.sock";
   std::string admin = "unix:/run/mugai/admin.sock";
+  ListenerTls ingress_tls, egress_tls, admin_tls;
 
   unsigned workers = 0;  // 0: one per CPU
   unsigned worker_max_jobs = 2000;
@@ -67,5 +75,9 @@ class ConfigError : public std::runtime_error {
 
 // Reads `path` over the defaults. Throws ConfigError.
 Config LoadConfig(const std::string& path);
+
+// The contents of a file the configuration names (a certificate, a key).
+// Throws ConfigError naming it when it cannot be read.
+std::string ReadConfiguredFile(const std::string& path);
 
 }  // namespace mugai

@@ -62,16 +62,38 @@ std::string BesideSelf(const std::string& configured, const char* program) {
   return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / program).string();
 }
 
+bool IsLoopback(const std::string& address) {
+  return address.starts_with("127.") || address.starts_with("localhost:") || address.starts_with("[::1]:") ||
+         address.starts_with("ipv4:127.") || address.starts_with("ipv6:[::1]");
+}
+
+// TLS when the listener has a certificate, with client certificates
+// required and verified when it has a client CA. Plaintext is for unix
+// sockets and loopback; anywhere else it is allowed, but loudly.
+std::shared_ptr<grpc::ServerCredentials> Credentials(const std::string& name, const std::string& address,
+                                                     const ListenerTls& tls) {
+  if (tls.cert_file.empty()) {
+    if (!address.starts_with("unix:") && !IsLoopback(address)) {
+      LogWarn(name + " listener " + address + " is plaintext TCP off loopback; give it a certificate ([listeners." +
+              name + "_tls])");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions options(tls.client_ca_file.empty()
+                                                ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                                : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  options.pem_key_cert_pairs.push_back({ReadConfiguredFile(tls.key_file), ReadConfiguredFile(tls.cert_file)});
+  if (!tls.client_ca_file.empty()) options.pem_root_certs = ReadConfiguredFile(tls.client_ca_file);
+  return grpc::SslServerCredentials(options);
+}
+
 // A unix socket path is prepared here: its directory made, a stale socket
-// from an earlier run removed. TCP listeners are plaintext until mutual TLS
-// lands, so they are allowed but loudly.
-void PrepareAddress(const std::string& name, const std::string& address) {
+// from an earlier run removed.
+void PrepareAddress(const std::string& address) {
   if (address.rfind("unix:", 0) == 0) {
     std::filesystem::path path = address.substr(5);
     std::filesystem::create_directories(path.parent_path());
     if (std::filesystem::is_socket(path)) std::filesystem::remove(path);
-  } else {
-    LogWarn(name + " listener " + address + " is plaintext TCP; use unix sockets until TLS is configured");
   }
 }
 
@@ -81,17 +103,19 @@ struct Listener {
   std::unique_ptr<grpc::Server> server;
 };
 
-void StartListener(Listener& listener, const std::string& address) {
-  PrepareAddress(listener.name, address);
+void StartListener(Listener& listener, const std::string& address, const ListenerTls& tls) {
+  PrepareAddress(address);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, Credentials(listener.name, address, tls), &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   for (auto& service : listener.services) builder.RegisterService(service.get());
   listener.server = builder.BuildAndStart();
   if (!listener.server) throw std::runtime_error("cannot listen on " + address + " (" + listener.name + ")");
-  LogInfo(listener.name + " listening on " + address);
+  LogInfo(listener.name + " listening on " + address + (tls.cert_file.empty() ? "" : tls.client_ca_file.empty()
+                                                                                        ? " (TLS)"
+                                                                                        : " (mutual TLS)"));
 }
 
 int Run(int argc, char** argv) {
@@ -184,7 +208,8 @@ int Run(int argc, char** argv) {
   listeners[2].services.push_back(std::make_unique<AdminService>(*store));
   for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool));
   const std::string* addresses[] = {&config.ingress, &config.egress, &config.admin};
-  for (size_t i = 0; i < listeners.size(); ++i) StartListener(listeners[i], *addresses[i]);
+  const ListenerTls* tls[] = {&config.ingress_tls, &config.egress_tls, &config.admin_tls};
+  for (size_t i = 0; i < listeners.size(); ++i) StartListener(listeners[i], *addresses[i], *tls[i]);
   LogInfo("ready");
 
   for (;;) {

@@ -1,7 +1,5 @@
 #include "service/milter/sanitizer_client.h"
 
-#include <fstream>
-#include <sstream>
 #include <stdexcept>
 
 #include "mugai/v1/admin.grpc.pb.h"
@@ -10,14 +8,7 @@
 namespace mugai {
 namespace {
 
-std::string ReadPem(const std::string& path) {
-  if (path.empty()) return {};
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot read " + path);
-  std::ostringstream pem;
-  pem << in.rdbuf();
-  return pem.str();
-}
+std::string ReadPem(const std::string& path) { return path.empty() ? std::string() : ReadConfiguredFile(path); }
 
 std::shared_ptr<grpc::ChannelCredentials> Credentials(const MilterConfig& config) {
   if (config.tls_ca_file.empty()) return grpc::InsecureChannelCredentials();

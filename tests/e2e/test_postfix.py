@@ -36,8 +36,8 @@ import zipfile
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from postfix_harness import (CORPUS, DEPLOY, EICAR, MAIN_SNIPPET, MASTER_SNIPPET, SAMPLES, E2EDaemon,
-                             Milter, Postfix, SmtpSink, check_environment, wait_for)
+from postfix_harness import (CORPUS, DEPLOY, EICAR, MAIN_SNIPPET, MASTER_SNIPPET, MILTER_BIN, SAMPLES, E2EDaemon,
+                             Milter, Postfix, SmtpSink, check_environment, free_port, wait_for)
 
 RECIPIENT = "user@city.example.lg.jp"
 NOTICE_MARK = "【無害化通知 / Mugai sanitization notice】"
@@ -147,14 +147,29 @@ class PostfixCase(unittest.TestCase):
 
     quarantined = "notice"
     milter_timeout = None
+    # True: mugaid's ingress is TCP with mutual TLS (certificates from
+    # deploy/make-test-certs.sh), and the milter presents its own.
+    tls = False
 
     @classmethod
     def setUpClass(cls):
         check_environment()
-        cls.daemon = E2EDaemon()
+        daemon_config, milter_config = "", ""
+        if cls.tls:
+            cls.certs = tempfile.mkdtemp(prefix="mugai-e2e-certs-")
+            cls.addClassCleanup(shutil.rmtree, cls.certs, ignore_errors=True)
+            subprocess.run(["bash", os.path.join(DEPLOY, "make-test-certs.sh"), cls.certs], check=True,
+                           capture_output=True)
+            daemon_config = (f'[listeners.ingress_tls]\ncert_file = "{cls.certs}/ingress.crt"\n'
+                             f'key_file = "{cls.certs}/ingress.key"\nclient_ca_file = "{cls.certs}/ca.crt"\n')
+            milter_config = cls.milter_tls("milter")
+        cls.daemon = E2EDaemon(daemon_config)
+        if cls.tls:
+            cls.daemon.ingress = f"localhost:{free_port()}"
         cls.addClassCleanup(cls.daemon.cleanup)
         cls.daemon.start()
-        cls.milter = Milter(cls.daemon.ingress, quarantined=cls.quarantined, timeout_seconds=cls.milter_timeout)
+        cls.milter = Milter(cls.daemon.ingress, quarantined=cls.quarantined, timeout_seconds=cls.milter_timeout,
+                            extra=milter_config)
         cls.addClassCleanup(cls.milter.cleanup)
         cls.milter.start()
         cls.sink = SmtpSink().start()
@@ -162,6 +177,15 @@ class PostfixCase(unittest.TestCase):
         cls.postfix = Postfix("boundary", cls.sink.port, milter=cls.milter.postfix_address)
         cls.addClassCleanup(cls.postfix.cleanup)
         cls.postfix.start()
+
+    @classmethod
+    def milter_tls(cls, client):
+        """[milter] lines for TLS to mugaid, as `client` (a certificate of
+        make-test-certs.sh) or, for None, with no certificate of its own."""
+        lines = f'tls_ca_file = "{cls.certs}/ca.crt"\n'
+        if client:
+            lines += f'tls_cert_file = "{cls.certs}/{client}.crt"\ntls_key_file = "{cls.certs}/{client}.key"\n'
+        return lines
 
     @classmethod
     def tearDownClass(cls):
@@ -434,6 +458,34 @@ class PostfixRejectTest(PostfixCase):
         self.postfix.send(plain_message("通常", "普通のメールです。\n", sender).as_bytes(), sender, [RECIPIENT])
         (received,) = self.arrived(sender)
         self.assertIn("普通のメールです。", body_text(self.assert_sanitized(received)))
+
+
+class PostfixTlsTest(PostfixCase):
+    """mugaid on TCP with mutual TLS: the milter reaches it with its own
+    certificate; without one, or in plaintext, mugaid does not answer."""
+
+    tls = True
+
+    def check(self, milter_config):
+        config = os.path.join(self.certs, "check.toml")
+        with open(config, "w") as f:
+            f.write("[milter]\n" + milter_config)
+        return subprocess.run([MILTER_BIN, "--config", config, "--server", self.daemon.ingress, "--check"],
+                              capture_output=True, timeout=60)
+
+    def test_mail_arrives_sanitized_over_mutual_tls(self):
+        sender = "tls@example.jp"
+        self.postfix.send(plain_message("暗号化", "TLS 経由のメールです。\n", sender).as_bytes(), sender, [RECIPIENT])
+        (received,) = self.arrived(sender)
+        self.assertIn("TLS 経由のメールです。", body_text(self.assert_sanitized(received)))
+        self.assertIn("(mutual TLS)", self.daemon.log_text())
+
+    def test_mugaid_refuses_a_client_without_a_certificate_or_without_tls(self):
+        self.assertEqual(self.check(self.milter_tls("milter")).returncode, 0)
+        for what, config in (("no client certificate", self.milter_tls(None)), ("plaintext", "")):
+            with self.subTest(what):
+                r = self.check(config)
+                self.assertEqual(r.returncode, 1, r.stdout.decode() + r.stderr.decode())
 
 
 # --------------------------------------------------------------------------

@@ -62,6 +62,13 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(m.max_depth, n.max_depth);
   EXPECT_EQ(m.max_parts, n.max_parts);
   EXPECT_EQ(m.max_header_bytes, n.max_header_bytes);
+  for (auto [a, b] : {std::pair{&sample.ingress_tls, &defaults.ingress_tls},
+                      std::pair{&sample.egress_tls, &defaults.egress_tls},
+                      std::pair{&sample.admin_tls, &defaults.admin_tls}}) {
+    EXPECT_EQ(a->cert_file, b->cert_file);
+    EXPECT_EQ(a->key_file, b->key_file);
+    EXPECT_EQ(a->client_ca_file, b->client_ca_file);
+  }
   const MilterConfig &r = sample.milter, &q = defaults.milter;
   EXPECT_EQ(r.listen, q.listen);
   EXPECT_EQ(r.server, q.server);
@@ -71,6 +78,19 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(r.reject_quarantined, q.reject_quarantined);
   EXPECT_EQ(r.notice_from, q.notice_from);
   EXPECT_EQ(r.tls_ca_file, q.tls_ca_file);
+}
+
+TEST(Config, ListenerTls) {
+  Config c = LoadConfig(WriteConfig("[listeners]\ningress = \"127.0.0.1:7443\"\n[listeners.ingress_tls]\n"
+                                    "cert_file = \"/etc/mugai/ingress.crt\"\nkey_file = \"/etc/mugai/ingress.key\"\n"
+                                    "client_ca_file = \"/etc/mugai/ca.crt\"\n"));
+  EXPECT_EQ(c.ingress, "127.0.0.1:7443");
+  EXPECT_EQ(c.ingress_tls.cert_file, "/etc/mugai/ingress.crt");
+  EXPECT_EQ(c.ingress_tls.key_file, "/etc/mugai/ingress.key");
+  EXPECT_EQ(c.ingress_tls.client_ca_file, "/etc/mugai/ca.crt");
+  EXPECT_TRUE(c.admin_tls.cert_file.empty());
+  EXPECT_THROW(LoadConfig(WriteConfig("[listeners.egress_tls]\ncert = \"x\"\n")), ConfigError);
+  EXPECT_THROW(ReadConfiguredFile("/nonexistent/mugai.crt"), ConfigError);
 }
 
 TEST(Config, Milter) {
