@@ -40,7 +40,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 
-from test_daemon import BIN, CORPUS, EICAR, SAMPLES, Daemon  # noqa: E402,F401
+from test_daemon import BIN, CORPUS, EICAR, SAMPLES, Daemon, Process  # noqa: E402,F401
 
 DEPLOY = os.path.normpath(os.path.join(HERE, "..", "..", "deploy"))
 MAIN_SNIPPET = os.path.join(DEPLOY, "postfix", "main.cf.snippet")
@@ -544,7 +544,7 @@ def milter_available():
     return os.access(MILTER_BIN, os.X_OK)
 
 
-class Milter:
+class Milter(Process):
     """$MUGAI_BIN_DIR/mugai-milter on inet:PORT@127.0.0.1, in front of the
     mugaid at `server` (a Daemon's ingress address)."""
 
@@ -584,28 +584,6 @@ class Milter:
             time.sleep(0.05)
         raise AssertionError("mugai-milter did not become ready:\n" + self.log_text())
 
-    def log_text(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-        return self.proc.returncode if self.proc else None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------

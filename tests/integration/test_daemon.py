@@ -20,7 +20,36 @@ TESTFILES = "/usr/share/clamav-testfiles"
 EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
 
 
-class Daemon:
+class Process:
+    """One of our programs run by a test, in its own temporary directory
+    `dir`, logging to `log_path` (self.log while it runs)."""
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        """SIGTERM, then SIGKILL after 60 s; returns the exit status."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            self.log.close()
+        return self.proc.returncode if self.proc else None
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Daemon(Process):
     """A mugaid on unix sockets in a temporary directory."""
 
     def __init__(self, config_extra="", signatures=None):
@@ -52,25 +81,6 @@ class Daemon:
             time.sleep(0.05)
         raise AssertionError("mugaid did not become ready:\n" + self.log_text())
 
-    def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc:
-            self.log.close()
-        return self.proc.returncode if self.proc else None
-
-    def cleanup(self):
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def cli(self, *args, server=None):
         return subprocess.run([os.path.join(BIN, "mugai"), "--server", server or self.ingress, *args],
