@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "sanitizers/core/ascii.h"
 #include "sanitizers/text/text_converter.h"
 
 namespace mugai {
@@ -49,18 +50,6 @@ constexpr size_t kPrescanBytes = 8192;
 constexpr std::string_view kSpaces = " \t\n\r\f";  // HTML's ASCII whitespace
 
 std::string_view AsView(const xmlChar* s) { return s ? reinterpret_cast<const char*>(s) : ""; }
-
-std::string AsciiLower(std::string_view s) {
-  std::string lower(s);
-  std::ranges::transform(lower, lower.begin(), g_ascii_tolower);
-  return lower;
-}
-
-std::string_view Trim(std::string_view s, std::string_view chars) {
-  size_t begin = s.find_first_not_of(chars);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(chars) - begin + 1);
-}
 
 // The URL of a link as shown to the reader, or "" when it is not worth
 // showing. Only absolute http, https, ftp and mailto URLs are: a javascript:,

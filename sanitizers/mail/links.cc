@@ -4,6 +4,8 @@
 #include <array>
 #include <optional>
 
+#include "sanitizers/core/ascii.h"
+
 namespace mugai {
 namespace {
 
@@ -15,8 +17,6 @@ constexpr std::array<std::string_view, 4> kSchemes = {"https://", "http://", "ft
 bool IsAsciiAlnum(unsigned char c) {
   return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
-
-char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
 bool StartsWithIgnoreCase(std::string_view text, size_t pos, std::string_view lower_prefix) {
   if (text.size() - pos < lower_prefix.size()) return false;

@@ -24,6 +24,7 @@ extern "C" {
 #include <ytnef.h>
 }
 
+#include "sanitizers/core/ascii.h"
 #include "sanitizers/core/findings.h"
 #include "sanitizers/core/glib_handles.h"
 #include "sanitizers/html/html_converter.h"
@@ -49,22 +50,6 @@ constexpr size_t kMaxMailboxes = 1000;
 
 // ---------------------------------------------------------------------------
 // Text
-
-std::string AsciiLower(std::string_view s) {
-  std::string lower(s);
-  std::ranges::transform(lower, lower.begin(), g_ascii_tolower);
-  return lower;
-}
-
-bool EqualsIgnoringCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && g_ascii_strncasecmp(a.data(), b.data(), a.size()) == 0;
-}
-
-std::string_view Trim(std::string_view s, std::string_view chars) {
-  size_t begin = s.find_first_not_of(chars);
-  if (begin == std::string_view::npos) return {};
-  return s.substr(begin, s.find_last_not_of(chars) - begin + 1);
-}
 
 std::string_view View(const char* s) { return s ? std::string_view(s) : std::string_view(); }
 
@@ -357,11 +342,11 @@ std::string ContentTypeParameter(GMimeObject* object, const char* name) {
 }
 
 bool IsAttachmentDisposition(GMimeObject* object) {
-  return EqualsIgnoringCase(View(g_mime_object_get_disposition(object)), GMIME_DISPOSITION_ATTACHMENT);
+  return EqualsIgnoringAsciiCase(View(g_mime_object_get_disposition(object)), GMIME_DISPOSITION_ATTACHMENT);
 }
 
 bool IsInlineDisposition(GMimeObject* object) {
-  return EqualsIgnoringCase(View(g_mime_object_get_disposition(object)), GMIME_DISPOSITION_INLINE);
+  return EqualsIgnoringAsciiCase(View(g_mime_object_get_disposition(object)), GMIME_DISPOSITION_INLINE);
 }
 
 // A part's content with its transfer encoding undone.
@@ -395,7 +380,7 @@ std::vector<std::string_view> RawValues(GMimeObject* object, std::string_view na
   GMimeHeaderList* headers = g_mime_object_get_header_list(object);
   for (int i = 0; headers && i < g_mime_header_list_get_count(headers); ++i) {
     GMimeHeader* header = g_mime_header_list_get_header_at(headers, i);
-    if (EqualsIgnoringCase(View(g_mime_header_get_name(header)), name)) {
+    if (EqualsIgnoringAsciiCase(View(g_mime_header_get_name(header)), name)) {
       values.push_back(View(g_mime_header_get_raw_value(header)));
     }
   }
@@ -452,7 +437,7 @@ std::string EncodedWordsAsUtf8(std::string_view raw) {
       size_t next = raw.find_first_not_of(" \t\r\n", end);
       if (next == std::string_view::npos) break;
       std::optional<EncodedWord> following = ParseEncodedWord(raw, next);
-      if (!following || !EqualsIgnoringCase(following->charset, word->charset)) break;
+      if (!following || !EqualsIgnoringAsciiCase(following->charset, word->charset)) break;
       bytes += following->bytes;
       end = following->end;
     }
@@ -851,7 +836,7 @@ std::string_view ExtensionFor(std::string_view type) {
 }
 
 bool IsTnef(std::string_view type, std::string_view name) {
-  return type == "application/ms-tnef" || type == "application/vnd.ms-tnef" || EqualsIgnoringCase(name, "winmail.dat");
+  return type == "application/ms-tnef" || type == "application/vnd.ms-tnef" || EqualsIgnoringAsciiCase(name, "winmail.dat");
 }
 
 // A uuencode "begin 644 name" line's name, or nullopt for other lines.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "sanitizers/core/ascii.h"
 #include "sanitizers/mail/message_writer.h"
 
 namespace mugai {
@@ -121,13 +122,8 @@ SplitMessage Split(std::string_view message) {
 std::vector<std::pair<std::string, int>> HeaderCounts(const std::vector<std::string>& names) {
   std::vector<std::pair<std::string, int>> counts;
   for (const std::string& name : names) {
-    auto same = [&](const auto& entry) {
-      return entry.first.size() == name.size() &&
-             std::equal(name.begin(), name.end(), entry.first.begin(),
-                        [](char a, char b) { return std::tolower(static_cast<unsigned char>(a)) ==
-                                                    std::tolower(static_cast<unsigned char>(b)); });
-    };
-    auto it = std::find_if(counts.begin(), counts.end(), same);
+    auto it = std::find_if(counts.begin(), counts.end(),
+                           [&](const auto& entry) { return EqualsIgnoringAsciiCase(entry.first, name); });
     if (it == counts.end()) {
       counts.emplace_back(name, 1);
     } else {

@@ -4,6 +4,7 @@ send something). Standard library only."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,6 +66,9 @@ class Daemon(Process):
         self.proc = None
 
     def start(self):
+        """Starts mugaid (again, after stop(): the same data directory and
+        sockets) and waits for this process's own "ready" line."""
+        offset = len(self.log_text())
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "mugaid"), "--config", self.config,
@@ -75,11 +79,11 @@ class Daemon(Process):
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError("mugaid exited at startup:\n" + self.log_text())
-            if "ready" in self.log_text():
+                raise AssertionError("mugaid exited at startup:\n" + self.log_text()[offset:])
+            if re.search(r" ready$", self.log_text()[offset:], re.M):
                 return self
             time.sleep(0.05)
-        raise AssertionError("mugaid did not become ready:\n" + self.log_text())
+        raise AssertionError("mugaid did not become ready:\n" + self.log_text()[offset:])
 
 
     def cli(self, *args, server=None):
