@@ -8,8 +8,11 @@
 # DIR/ca.crt, ca.key                     the test CA (both listeners' client CA and the clients' server CA)
 # DIR/{ingress,egress,admin}.crt, .key   one server certificate per mugaid listener,
 #                                        for DNS:localhost and IP:127.0.0.1
-# DIR/{milter,internet,lgwan,admin-client}.crt, .key
+# DIR/{milter,internet,lgwan,admin-client,admin-approver,admin-viewer}.crt, .key
 #                                        client certificates; the identity is the CN
+#                                        (the admin ones: "administrator",
+#                                        "approver", "viewer"; [admin] roles
+#                                        gives them their roles)
 set -euo pipefail
 
 dir=${1:?usage: make-test-certs.sh DIR}
@@ -43,5 +46,7 @@ issue milter mugai-milter clientAuth
 issue internet internet-side clientAuth
 issue lgwan lgwan-user clientAuth
 issue admin-client administrator clientAuth
+issue admin-approver approver clientAuth
+issue admin-viewer viewer clientAuth
 chmod 600 ca.key
 echo "make-test-certs: CA and certificates in $dir"

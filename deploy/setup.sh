@@ -31,6 +31,10 @@ PACKAGES=(
   # sandbox, stores, hashes, milter, config
   libseccomp-dev libsqlite3-dev libpq-dev libssl-dev libmilter-dev
   libtomlplusplus-dev
+  # release delivery: SMTP re-injection of an approved original (libcurl)
+  libcurl4-openssl-dev
+  # tests/deploy: parsing the Kubernetes manifests
+  python3-yaml
   # tests
   libgtest-dev libgmock-dev grpc-proto
   # document tests and the PDF benchmark: checking and rendering PDFs, the
@@ -43,6 +47,9 @@ PACKAGES=(
   # end-to-end mail tests (tests/e2e): a real Postfix in front of mugai-milter,
   # run by the tests as a private instance on loopback only
   postfix
+  # the PostgreSQL store tests (tests/support/postgres_cluster.py): the server,
+  # run by the tests as a private cluster on a unix socket in a temp directory
+  postgresql
   # test certificates for the TLS listeners (deploy/make-test-certs.sh)
   openssl
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
@@ -104,6 +111,10 @@ demo() {
   echo
   echo "quarantine:"
   "$ROOT/build/bin/mugai" quarantine list
+  echo
+  echo "vault (originals kept, encrypted; the admin token is /var/lib/mugai/admin.token):"
+  "$ROOT/build/bin/mugai" vault search --state vault --limit 10
+  "$ROOT/build/bin/mugai" audit verify
   echo
   echo "derivatives are in $out/files, sanitized messages in $out/mail; the daemon's log is $log"
 }

@@ -169,7 +169,16 @@ FileSanitizer::ItemBudget FileSanitizer::NewBudget(uint64_t size, Deadline deadl
 
 SanitizedFile FileSanitizer::Sanitize(const FileSubmission& file) const {
   ItemBudget budget = NewBudget(file.content.size(), Clock::now() + limits_.item_time);
-  return SanitizeItem(file, "", 0, budget);
+  SanitizedFile sanitized = SanitizeItem(file, "", 0, budget);
+  // The vault keeps every original the receiver does not get as it was
+  // (原本), so that what a conversion lost can still be released; text
+  // only re-encoded as UTF-8 is the same text.
+  const v1::ItemReport& item = sanitized.report.item();
+  const bool changed = item.outcome() == outcome::kDeliveredWithRemovals ||
+                       (item.outcome() == outcome::kDelivered && item.action() != "convert_text" &&
+                        item.action() != "keep_empty");
+  sanitized.hold_original = sanitized.hold_original || changed;
+  return sanitized;
 }
 
 std::vector<std::optional<SanitizedFile>> FileSanitizer::SanitizeAttachments(std::vector<v1::worker::Child>& parts,

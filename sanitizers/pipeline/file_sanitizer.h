@@ -65,7 +65,9 @@ class FileSanitizer {
         documents_(documents),
         archives_(archives) {}
 
-  // Thread-safe. Always returns a report with exactly one outcome.
+  // Thread-safe. Always returns a report with exactly one outcome. The
+  // original is to be kept (hold_original) when the item was held, or
+  // delivered as anything but its own text.
   SanitizedFile Sanitize(const FileSubmission& file) const;
 
   // True when a part's outcome makes sanitizing the others pointless.

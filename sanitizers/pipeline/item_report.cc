@@ -1,6 +1,8 @@
 #include "sanitizers/pipeline/item_report.h"
 
 #include "sanitizers/core/findings.h"
+#include "sanitizers/mail/links.h"
+#include "sanitizers/text/safe_text.h"
 #include "sanitizers/core/log.h"
 #include "sanitizers/core/sha256.h"
 #include "sanitizers/pipeline/names.h"
@@ -43,6 +45,11 @@ SanitizedFile DeliverOne(v1::ItemReport item, std::string_view action, std::stri
   std::vector<std::string> derivatives;
   derivatives.push_back(std::move(bytes));
   return Finish(std::move(item), action, outcome, std::move(derivatives));
+}
+
+std::string PreviewOf(std::string_view safe_text) {
+  std::string_view start = safe_text.substr(0, ValidUtf8Prefix(safe_text.substr(0, kPreviewBytes)));
+  return ApplyLinkPolicy(start, LinkPolicy::kDefang).text;
 }
 
 SanitizedFile Hold(v1::ItemReport item, std::string_view action) {

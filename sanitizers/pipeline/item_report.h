@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "mugai/v1/admin.pb.h"
 #include "mugai/v1/report.pb.h"
 #include "sanitizers/core/findings.h"
 #include "sanitizers/worker/worker_pool.h"
@@ -32,7 +33,17 @@ struct SanitizedFile {
   // found, deepest member first. Empty otherwise: the item's own findings
   // say why.
   std::vector<MemberFinding> held_for_members;
+  // What the vault shows an administrator of this item (kind, subject,
+  // decoded headers, a preview of the text): made from validated worker
+  // output only. The ingress service adds the envelope.
+  v1::ItemSummary summary;
 };
+
+// The start of `safe_text` (MakeSafeText's output) for an administrator's
+// preview: at most kPreviewBytes, cut on a character boundary, every link
+// defanged.
+inline constexpr size_t kPreviewBytes = 4096;
+std::string PreviewOf(std::string_view safe_text);
 
 void AddFinding(v1::ItemReport& item, std::string_view code, std::string reason);
 

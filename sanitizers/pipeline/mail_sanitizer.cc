@@ -28,17 +28,9 @@ bool HasDetection(const SanitizedFile& part) {
 
 bool NeverStops(const SanitizedFile&) { return false; }
 
-// A header value on one line: cleaned like any text, line ends and tabs
-// as spaces (a value is never a place for a line break).
-std::string OneLine(const std::string& utf8) {
-  std::string text = MakeSafeText(utf8).text;
-  std::replace_if(text.begin(), text.end(), [](char c) { return c == '\n' || c == '\t'; }, ' ');
-  return text;
-}
-
 std::vector<MailboxField> Mailboxes(const v1::worker::MailHeader& header) {
   std::vector<MailboxField> mailboxes;
-  for (const v1::worker::Mailbox& m : header.mailboxes()) mailboxes.push_back({OneLine(m.name()), OneLine(m.address())});
+  for (const v1::worker::Mailbox& m : header.mailboxes()) mailboxes.push_back({MakeSafeLine(m.name()), MakeSafeLine(m.address())});
   return mailboxes;
 }
 
@@ -50,11 +42,29 @@ void TakeHeader(const v1::worker::MailHeader& header, OutgoingMessage& out) {
   if (name == "To") out.to = Mailboxes(header);
   if (name == "Cc") out.cc = Mailboxes(header);
   if (name == "Reply-To") out.reply_to = Mailboxes(header);
-  if (name == "Subject") out.subject = OneLine(header.value());
-  if (name == "Message-ID") out.message_id = OneLine(header.value());
-  if (name == "In-Reply-To") out.in_reply_to = OneLine(header.value());
-  if (name == "References") out.references = OneLine(header.value());
+  if (name == "Subject") out.subject = MakeSafeLine(header.value());
+  if (name == "Message-ID") out.message_id = MakeSafeLine(header.value());
+  if (name == "In-Reply-To") out.in_reply_to = MakeSafeLine(header.value());
+  if (name == "References") out.references = MakeSafeLine(header.value());
   if (name == "Date") out.date = MessageDate{header.date_seconds(), header.date_offset_minutes()};
+}
+
+// A kept header as an administrator reads it: address headers as
+// "Name <address>, ...", the others as their decoded value.
+v1::ItemSummary::HeaderField SummaryField(const v1::worker::MailHeader& header) {
+  v1::ItemSummary::HeaderField field;
+  field.set_name(MakeSafeLine(header.name()));
+  if (header.mailboxes().empty()) {
+    field.set_value(MakeSafeLine(header.value()));
+    return field;
+  }
+  std::string value;
+  for (const MailboxField& m : Mailboxes(header)) {
+    if (!value.empty()) value += ", ";
+    value += m.name.empty() ? "<" + m.address + ">" : m.name + " <" + m.address + ">";
+  }
+  field.set_value(std::move(value));
+  return field;
 }
 
 // What a delivered attachment was made into, for the notice and the
@@ -148,13 +158,17 @@ struct ParsedMessage {
   std::vector<v1::worker::Child> attachments;
   std::vector<v1::worker::Child> shown_inline;
   std::vector<v1::worker::WorkerFinding> findings;
+  v1::ItemSummary summary;  // the kept headers as decoded, for the vault
 };
 
 ParsedMessage Take(JobResult& result) {
   ParsedMessage parsed;
   // The validator let through only the record kinds of this conversion.
   for (v1::worker::Record& record : result.records) {
-    if (record.has_mail_header()) TakeHeader(record.mail_header(), parsed.out);
+    if (record.has_mail_header()) {
+      TakeHeader(record.mail_header(), parsed.out);
+      *parsed.summary.add_headers() = SummaryField(record.mail_header());
+    }
     if (record.has_text()) parsed.body += record.text().utf8();
     if (record.has_finding()) parsed.findings.push_back(std::move(*record.mutable_finding()));
     if (record.has_child()) {
@@ -183,6 +197,15 @@ std::string Leaf(const std::string& path) {
 }  // namespace
 
 SanitizedFile MailSanitizer::Sanitize(std::string_view message, std::string_view item_id) const {
+  v1::ItemSummary summary;
+  SanitizedFile sanitized = Convert(message, item_id, summary);
+  sanitized.summary = std::move(summary);
+  sanitized.summary.set_kind("mail");
+  return sanitized;
+}
+
+SanitizedFile MailSanitizer::Convert(std::string_view message, std::string_view item_id,
+                                     v1::ItemSummary& summary) const {
   const Deadline deadline = Clock::now() + files_.limits().item_time;
   v1::ItemReport item = NewItem("", "message/rfc822", message.size());
   if (message.empty()) {
@@ -201,17 +224,21 @@ SanitizedFile MailSanitizer::Sanitize(std::string_view message, std::string_view
   // parts, each scanned alone, so that it can cost only that part; when no
   // part shows it, the message is held.
   std::optional<v1::Finding> whole_message_finding;
+  // Held for what the scan found; the worker still parses the message, so
+  // that the vault shows administrators its headers and text.
+  bool held_for_detection = false;
   if (verdict.detected) {
     v1::Finding f = DetectionFinding(verdict);
     if (IsDetection(f.code()) && !policy_.strip_infected) {
       *item.add_findings() = std::move(f);
-      return Hold(std::move(item), "quarantine");
+      held_for_detection = true;
+    } else {
+      whole_message_finding = std::move(f);
     }
-    whole_message_finding = std::move(f);
   }
   // libmagic often calls real mail "data" (a long Received: chain, 8-bit
   // bytes): only a type it knows to be something else is refused.
-  if (!verdict.mime_type.starts_with("message/") && !verdict.mime_type.starts_with("text/") &&
+  if (!held_for_detection && !verdict.mime_type.starts_with("message/") && !verdict.mime_type.starts_with("text/") &&
       verdict.mime_type != "application/octet-stream") {
     AddFinding(item, finding::kMailNotAMessage,
                verdict.mime_type + " (" + verdict.description +
@@ -230,8 +257,13 @@ SanitizedFile MailSanitizer::Sanitize(std::string_view message, std::string_view
   JobResult result = workers_.Run(std::move(job), deadline, kTextRecords | kChildRecords | kMailHeaderRecords);
   if (HeldForWorker(item, kMessageName, result.status, result.detail)) return Hold(std::move(item), "quarantine");
   ParsedMessage parsed = Take(result);
-  if (HeldForFindings(item, parsed.findings)) return Hold(std::move(item), "quarantine");
+  summary = std::move(parsed.summary);
+  summary.set_subject(parsed.out.subject);
   item.set_claimed_name(parsed.out.subject);
+  SafeText safe = MakeSafeText(parsed.body);
+  summary.set_preview(PreviewOf(safe.text));
+  if (held_for_detection) return Hold(std::move(item), "quarantine");
+  if (HeldForFindings(item, parsed.findings)) return Hold(std::move(item), "quarantine");
 
   Changes changes;
   for (const v1::worker::WorkerFinding& f : parsed.findings) {
@@ -247,7 +279,6 @@ SanitizedFile MailSanitizer::Sanitize(std::string_view message, std::string_view
     }
   }
 
-  SafeText safe = MakeSafeText(parsed.body);
   if (safe.removed > 0) {
     AddFinding(item, finding::kTextStripped, std::to_string(safe.removed) + " control or bidi characters removed");
     changes.with_removals = true;

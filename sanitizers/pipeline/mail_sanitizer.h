@@ -46,6 +46,10 @@ class MailSanitizer {
   SanitizedFile Sanitize(std::string_view message, std::string_view item_id) const;
 
  private:
+  // Sanitize, with what the vault shows of the message put in `summary` as
+  // soon as the worker has parsed it, so a message held later has it too.
+  SanitizedFile Convert(std::string_view message, std::string_view item_id, v1::ItemSummary& summary) const;
+
   const FileSanitizer& files_;
   ScannerClient& scanner_;
   WorkerPool& workers_;

@@ -2,6 +2,7 @@
 
 #include <glib.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace mugai {
@@ -51,6 +52,12 @@ SafeText MakeSafeText(std::string_view utf8) {
     p = next;
   }
   return safe;
+}
+
+std::string MakeSafeLine(std::string_view utf8) {
+  std::string text = MakeSafeText(utf8).text;
+  std::replace_if(text.begin(), text.end(), [](char c) { return c == '\n' || c == '\t'; }, ' ');
+  return text;
 }
 
 }  // namespace mugai

@@ -29,4 +29,8 @@ struct SafeText {
 // caller that forgot the check fails closed.
 SafeText MakeSafeText(std::string_view utf8);
 
+// MakeSafeText's text on one line, LF and TAB as spaces: for a header value
+// or an address, which is never a place for a line break.
+std::string MakeSafeLine(std::string_view utf8);
+
 }  // namespace mugai

@@ -49,6 +49,24 @@ class TableReader {
     });
   }
 
+  // A table of arbitrary keys, each a list of strings.
+  void StringLists(const char* key, std::map<std::string, std::vector<std::string>>* out) {
+    Expect(key, [&](const toml::node& node) {
+      const toml::table* sub = node.as_table();
+      if (!sub) Fail(node, key, "must be a table");
+      for (const auto& [name, value] : *sub) {
+        const toml::array* list = value.as_array();
+        std::vector<std::string>& strings = (*out)[std::string(name.str())];
+        if (!list) Fail(value, key, "." + std::string(name.str()) + " must be a list of strings");
+        for (const toml::node& element : *list) {
+          auto text = element.value<std::string>();
+          if (!text) Fail(element, key, "." + std::string(name.str()) + " must be a list of strings");
+          strings.push_back(*text);
+        }
+      }
+    });
+  }
+
   void Table(const char* key, const std::function<void(TableReader&)>& read) {
     Expect(key, [&](const toml::node& node) {
       const toml::table* sub = node.as_table();
@@ -73,8 +91,8 @@ class TableReader {
     if (const toml::node* node = table_.get(key)) read(*node);
   }
 
-  [[noreturn]] void Fail(const toml::node& node, const char* key, const std::string& what) const {
-    throw ConfigError(Where(path_, node) + ": \"" + prefix_ + key + "\" " + what);
+  [[noreturn]] void Fail(const toml::node& node, std::string_view key, const std::string& what) const {
+    throw ConfigError(Where(path_, node) + ": \"" + prefix_ + std::string(key) + "\" " + what);
   }
 
   const std::string& path_;
@@ -147,7 +165,9 @@ Config LoadConfig(const std::string& path) {
     t.String("executable", &config.scanner_executable);
   });
   reader.Table("limits", [&](TableReader& t) {
-    t.Number("max_file_bytes", &config.limits.max_file_bytes, 1, int64_t{4} << 30);
+    // The vault keeps originals in the database, whose values stop at 1 GB
+    // (and PostgreSQL's text results at half that, hex-encoded).
+    t.Number("max_file_bytes", &config.limits.max_file_bytes, 1, int64_t{400} << 20);
     t.Number("max_text_bytes", &config.limits.max_text_bytes, 1, int64_t{1} << 30);
     int64_t item_seconds = config.limits.item_time.count() / 1000;
     t.Number("item_seconds", &item_seconds, 1, 3600);
@@ -199,6 +219,42 @@ Config LoadConfig(const std::string& path) {
     t.String("tls_ca_file", &m.tls_ca_file);
     t.String("tls_cert_file", &m.tls_cert_file);
     t.String("tls_key_file", &m.tls_key_file);
+  });
+  reader.Table("store", [&](TableReader& t) {
+    StoreOptions& s = config.store;
+    s.backend = static_cast<StoreOptions::Backend>(
+        Choice(t, path, "store.backend", {"sqlite", "postgresql"}, static_cast<size_t>(s.backend)));
+    t.String("postgresql", &s.postgres);
+    t.Number("postgresql_connections", &s.postgres_connections, 1, 256);
+  });
+  reader.Table("vault", [&](TableReader& t) {
+    StoreOptions& s = config.store;
+    std::string key_file = s.key_file.string();
+    t.String("key_file", &key_file);
+    s.key_file = key_file;
+    t.Number("retention_days", &s.retention_days, 1, 36500);
+    t.Table("retention_days_by_outcome", [&](TableReader& u) {
+      for (const char* outcome : {"delivered", "delivered_with_removals", "quarantined", "rejected"}) {
+        unsigned days = 0;  // absent: the default
+        u.Number(outcome, &days, 1, 36500);
+        if (days != 0) s.retention_days_by_outcome[outcome] = days;
+      }
+    });
+    t.Number("purge_interval_seconds", &config.purge_interval_seconds, 1, 86400);
+  });
+  reader.Table("admin", [&](TableReader& t) {
+    AdminConfig& a = config.admin_access;
+    t.Bool("two_person_rule", &a.two_person_rule);
+    t.String("tokens_file", &a.tokens_file);
+    t.StringLists("roles", &a.roles);
+  });
+  reader.Table("release", [&](TableReader& t) {
+    ReleaseConfig& r = config.release;
+    t.String("smtp_url", &r.smtp_url);
+    t.String("smtp_ca_file", &r.smtp_ca_file);
+    t.String("smtp_cert_file", &r.smtp_cert_file);
+    t.String("smtp_key_file", &r.smtp_key_file);
+    t.Number("timeout_seconds", &r.timeout_seconds, 1, 3600);
   });
   reader.Number("shutdown_grace_seconds", &config.shutdown_grace_seconds, 0, 3600);
   reader.RejectUnknown();

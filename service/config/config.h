@@ -4,11 +4,14 @@
 // Command-line flags override the file (see service/daemon/main.cc).
 #pragma once
 
+#include <map>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "sanitizers/pipeline/file_sanitizer.h"
 #include "sanitizers/pipeline/mail_sanitizer.h"
+#include "service/store/item_store.h"
 
 namespace mugai {
 
@@ -35,6 +38,27 @@ struct MilterConfig {
 // plaintext, for unix sockets and loopback only.
 struct ListenerTls {
   std::string cert_file, key_file, client_ca_file;
+};
+
+// The [admin] table: who may do what on the admin listener.
+struct AdminConfig {
+  // An approver cannot approve a release they asked for.
+  bool two_person_rule = true;
+  // Bearer tokens, one "IDENTITY TOKEN" per line. Empty: <data_dir>/admin.token,
+  // made on first start for the identity "local-admin" with every role.
+  std::string tokens_file;
+  // Identity (a client certificate's CN or SAN, or a token's identity) to
+  // roles: "viewer", "operator", "approver".
+  std::map<std::string, std::vector<std::string>> roles;
+};
+
+// The [release] table: where an approved mail original goes.
+struct ReleaseConfig {
+  // smtp://host:port or smtps://host:port of the LGWAN-side MTA. Empty:
+  // mail originals are released for download by an approver only.
+  std::string smtp_url;
+  std::string smtp_ca_file, smtp_cert_file, smtp_key_file;  // TLS to it, optional
+  unsigned timeout_seconds = 60;
 };
 
 struct Config {
@@ -65,6 +89,10 @@ struct Config {
   ArchiveLimits archives;
   MailPolicy mail;
   MilterConfig milter;
+  StoreOptions store;  // [store] and [vault]; store.data_dir is data_dir
+  unsigned purge_interval_seconds = 3600;  // [vault] how often retention is enforced
+  AdminConfig admin_access;  // [admin] (`admin` above is the listener address)
+  ReleaseConfig release;
   unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this
 };
 

@@ -20,6 +20,7 @@
 #include "sanitizers/mail/message_writer.h"
 #include "service/config/config.h"
 #include "service/daemon/services.h"
+#include "service/daemon/vault_purger.h"
 #include "service/wire_limits.h"
 
 namespace mugai {
@@ -137,7 +138,16 @@ int Run(int argc, char** argv) {
 
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   LogInfo(std::string("mugaid ") + kMugaiVersion + " starting, data in " + config.data_dir);
-  std::unique_ptr<ItemStore> store = ItemStore::Open(config.data_dir);
+  config.store.data_dir = config.data_dir;
+  std::unique_ptr<ItemStore> store = OpenItemStore(config.store);
+  VaultPurger purger(*store, std::chrono::seconds(config.purge_interval_seconds));
+  const AdminAccess access(config.admin_access, config.data_dir, !config.admin_tls.client_ca_file.empty());
+  if (!access.default_token_file().empty()) {
+    LogInfo(std::string("admin token for \"") + kLocalAdmin + "\" (every role) in " +
+            access.default_token_file().string());
+  }
+  std::unique_ptr<ReleaseDelivery> release = MakeReleaseDelivery(config.release);
+  if (!release) LogInfo("no [release] smtp_url: released mail originals can only be downloaded");
 
   ScannerOptions scanner_options;
   scanner_options.executable = BesideSelf(config.scanner_executable, "mugai-scanner");
@@ -205,7 +215,7 @@ int Run(int argc, char** argv) {
   listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, mail, *store));
   listeners[1].name = "egress";
   listeners[2].name = "admin";
-  listeners[2].services.push_back(std::make_unique<AdminService>(*store));
+  listeners[2].services.push_back(std::make_unique<AdminService>(*store, config.admin_access, access, release.get()));
   for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool));
   const std::string* addresses[] = {&config.ingress, &config.egress, &config.admin};
   const ListenerTls* tls[] = {&config.ingress_tls, &config.egress_tls, &config.admin_tls};

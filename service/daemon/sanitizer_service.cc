@@ -3,6 +3,8 @@
 
 #include "sanitizers/core/findings.h"
 #include "sanitizers/core/log.h"
+#include "sanitizers/pipeline/names.h"
+#include "sanitizers/text/safe_text.h"
 #include "service/daemon/services.h"
 #include "service/wire_limits.h"
 
@@ -60,7 +62,7 @@ std::optional<Refusal> ReadChunks(grpc::ServerContext* context, Stream* stream, 
 // whose outcome cannot be recorded is refused (the sender retries).
 grpc::Status RecordOutcome(ItemStore& store, SanitizedFile& result, const std::string& original) {
   try {
-    store.Record(&result.report, result.hold_original ? &original : nullptr);
+    store.Record(&result.report, result.hold_original ? &original : nullptr, result.summary);
   } catch (const StoreError& e) {
     LogError(std::string("cannot record an outcome, refusing the item: ") + e.what());
     return {grpc::StatusCode::UNAVAILABLE, "the outcome could not be recorded; try again later"};
@@ -83,6 +85,24 @@ bool WriteChunks(Stream* stream, const std::string& bytes, const MakeChunk& chun
     if (!stream->Write(chunk(bytes.substr(offset, kChunkBytes)))) return false;
   }
   return true;
+}
+
+// A file's summary for the vault: the start of its text, when it was
+// delivered as text.
+void SummarizeFile(SanitizedFile& result) {
+  result.summary.set_kind("file");
+  const v1::ItemReport& item = result.report.item();
+  if ((item.action() == "convert_text" || item.action() == "convert_html") && !result.derivatives.empty()) {
+    result.summary.set_preview(PreviewOf(result.derivatives[0]));
+  }
+}
+
+// The SMTP envelope as the relay gave it: untrusted bytes, made safe text.
+void AddEnvelope(const v1::MessageHeader& header, v1::ItemSummary& summary) {
+  summary.set_sender(MakeSafeLine(ToValidUtf8(header.envelope_sender())));
+  for (const std::string& recipient : header.envelope_recipients()) {
+    summary.add_recipients(MakeSafeLine(ToValidUtf8(recipient)));
+  }
 }
 
 const grpc::Status kClientGone{grpc::StatusCode::CANCELLED, "the client went away"};
@@ -115,6 +135,7 @@ grpc::Status SanitizerService::SanitizeFile(
       result = HoldUnfinished(file, e.what());
     }
   }
+  SummarizeFile(result);
   if (grpc::Status recorded = RecordOutcome(store_, result, content); !recorded.ok()) return recorded;
   LogOutcome(result, started, "item");
   if (context->IsCancelled()) return kClientGone;
@@ -167,6 +188,8 @@ grpc::Status SanitizerService::SanitizeMessage(
     result.report.set_item_id(stamp.id);
     result.report.set_received_at(stamp.received_at);
   }
+  result.summary.set_kind("mail");
+  AddEnvelope(header, result.summary);
   if (grpc::Status recorded = RecordOutcome(store_, result, content); !recorded.ok()) return recorded;
   LogOutcome(result, started, "message");
   if (context->IsCancelled()) return kClientGone;

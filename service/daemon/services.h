@@ -10,6 +10,9 @@
 #include "sanitizers/pipeline/file_sanitizer.h"
 #include "sanitizers/pipeline/mail_sanitizer.h"
 #include "sanitizers/scan/scanner_client.h"
+#include "service/config/config.h"
+#include "service/daemon/admin_access.h"
+#include "service/release/release_delivery.h"
 #include "service/store/item_store.h"
 
 namespace mugai {
@@ -33,21 +36,61 @@ class SanitizerService final : public v1::Sanitizer::Service {
   ItemStore& store_;
 };
 
-// Admin listener: the quarantine.
+// Admin listener: the vault of originals, its review and approved release,
+// statistics, the log and the audit trail. Every call is made by an
+// identity that AdminAccess found and whose roles allow it; a refused call
+// is audited "call.refused", a read "call.<what>", and a state change by
+// the store together with the change.
 class AdminService final : public v1::Admin::Service {
  public:
-  explicit AdminService(ItemStore& store) : store_(store) {}
+  // `delivery` is null when no delivery path is configured: released
+  // originals can then only be downloaded.
+  AdminService(ItemStore& store, const AdminConfig& config, const AdminAccess& access, ReleaseDelivery* delivery)
+      : store_(store), two_person_rule_(config.two_person_rule), access_(access), delivery_(delivery) {}
 
-  grpc::Status ListQuarantine(grpc::ServerContext*, const v1::ListQuarantineRequest* request,
-                              v1::ListQuarantineResponse* response) override;
-  grpc::Status GetQuarantineItem(grpc::ServerContext*, const v1::GetQuarantineItemRequest* request,
-                                 v1::QuarantineItem* response) override;
-  grpc::Status DeleteQuarantineItem(grpc::ServerContext*,
-                                    const v1::DeleteQuarantineItemRequest* request,
-                                    v1::DeleteQuarantineItemResponse* response) override;
+  grpc::Status WhoAmI(grpc::ServerContext* context, const v1::WhoAmIRequest*, v1::WhoAmIResponse* response) override;
+  grpc::Status SearchVault(grpc::ServerContext* context, const v1::SearchVaultRequest* request,
+                           v1::SearchVaultResponse* response) override;
+  grpc::Status GetVaultItem(grpc::ServerContext* context, const v1::GetVaultItemRequest* request,
+                            v1::VaultItem* response) override;
+  grpc::Status RequestRelease(grpc::ServerContext* context, const v1::RequestReleaseRequest* request,
+                              v1::VaultItem* response) override;
+  grpc::Status DecideRelease(grpc::ServerContext* context, const v1::DecideReleaseRequest* request,
+                             v1::VaultItem* response) override;
+  grpc::Status Redeliver(grpc::ServerContext* context, const v1::RedeliverRequest* request,
+                         v1::VaultItem* response) override;
+  grpc::Status DownloadOriginal(grpc::ServerContext* context, const v1::DownloadOriginalRequest* request,
+                                grpc::ServerWriter<v1::DownloadOriginalResponse>* writer) override;
+  grpc::Status DeleteVaultItem(grpc::ServerContext* context, const v1::DeleteVaultItemRequest* request,
+                               v1::VaultItem* response) override;
+  grpc::Status GetStatistics(grpc::ServerContext* context, const v1::GetStatisticsRequest* request,
+                             v1::GetStatisticsResponse* response) override;
+  grpc::Status ExportLog(grpc::ServerContext* context, const v1::ExportLogRequest* request,
+                         grpc::ServerWriter<v1::ExportLogResponse>* writer) override;
+  grpc::Status ListAudit(grpc::ServerContext* context, const v1::ListAuditRequest* request,
+                         v1::ListAuditResponse* response) override;
+  grpc::Status VerifyAudit(grpc::ServerContext* context, const v1::VerifyAuditRequest*,
+                           v1::AuditVerification* response) override;
 
  private:
+  // OK with `caller` set when the caller may make the call `rpc` (about
+  // `item_id`, if any); else the refusal, audited.
+  grpc::Status Authorize(const grpc::ServerContext& context, std::string_view rpc, AdminNeed need,
+                         std::string_view item_id, AdminCaller* caller);
+  // Audits `status` as a refusal of `rpc` and returns it.
+  grpc::Status Refuse(const AdminCaller& caller, std::string_view rpc, std::string_view item_id, grpc::Status status);
+  // The store's answer to a state change as the call's status; `from` names
+  // the states the change starts from.
+  grpc::Status Changed(const AdminCaller& caller, std::string_view rpc, std::string_view item_id,
+                       std::string_view from, ItemStore::Change change, v1::VaultItem* response);
+  // Hands a released item to its delivery path and records what happened.
+  ItemStore::Change Deliver(const v1::VaultItem& item, std::string_view actor);
+  ReleaseDelivery::Result HandOver(const v1::VaultItem& item);
+
   ItemStore& store_;
+  const bool two_person_rule_;
+  const AdminAccess& access_;
+  ReleaseDelivery* const delivery_;
 };
 
 // Every listener: what protections and signatures are in force.

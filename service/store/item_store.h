@@ -1,16 +1,26 @@
-// Durable record of every item's outcome, and the quarantine: the originals
-// of items that were held, content-addressed by SHA-256 under the data
-// directory, with item metadata in SQLite (WAL, synchronous=FULL).
+// Durable record of every item's outcome; the vault of the originals that
+// were changed or held (encrypted at rest, content-addressed by SHA-256,
+// verified on read) with their state; and the audit trail of every state
+// change and every administrator's call, as a keyed hash chain.
 //
-// Durability contract: Record() returns only after the blob (written to a
-// temporary file, fsync'd, renamed, directory fsync'd) and the row
-// (committed) are on disk. A crash at any point leaves either no record or
-// a complete one; an orphaned blob is harmless.
+// Two backends behind this one interface (see OpenItemStore): SQLite in the
+// data directory, for one mugaid; PostgreSQL, shared by several mugaid
+// replicas. Originals are kept in the database itself in both, so a row and
+// its original commit together, and replicas share nothing but the
+// database.
 //
-// Thread-safe.
+// Durability contract: every call that changes something returns only after
+// the change and its audit entry are committed (SQLite: WAL with
+// synchronous=FULL; PostgreSQL: a committed transaction). A crash leaves
+// either no change or the whole change.
+//
+// Thread-safe, and safe for several processes on one PostgreSQL database.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -28,10 +38,42 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The [store] and [vault] configuration tables.
+struct StoreOptions {
+  enum class Backend { kSqlite, kPostgres };
+  Backend backend = Backend::kSqlite;
+  std::filesystem::path data_dir = "/var/lib/mugai";  // SQLite: <data_dir>/mugai.db
+  std::string postgres;  // libpq connection string (key=value or postgresql:// URI)
+  unsigned postgres_connections = 4;  // pool size per process
+  // 32 random bytes (raw, or 64 hex digits and a newline) that encrypt the
+  // originals and key the audit chain. Empty: <data_dir>/vault.key, made on
+  // first start (SQLite only: replicas must share one key file).
+  std::filesystem::path key_file;
+  // Days an original is kept, by the item's outcome; purged after that
+  // (state "expired"). An outcome not listed keeps the default.
+  unsigned retention_days = 30;
+  std::map<std::string, unsigned> retention_days_by_outcome;
+};
+
+// Opens (creating and migrating as needed) the configured backend. Throws
+// StoreError naming what failed.
+class ItemStore;
+std::unique_ptr<ItemStore> OpenItemStore(const StoreOptions& options);
+
+// Who did something: an administrator's identity, or "mugaid".
+inline constexpr std::string_view kDaemonActor = "mugaid";
+
+struct VaultQuery {
+  std::string received_from, received_to;  // RFC 3339; inclusive, exclusive; "" unbounded
+  std::string sender, recipient, subject;   // substrings, ASCII case-insensitive
+  std::string finding_code, outcome;        // exact
+  std::string state;                        // exact, or "vault": any state with the original kept
+  size_t limit = 0;                         // 0: 100; at most 1000
+  std::string before_id;                    // paging: older than this id
+};
+
 class ItemStore {
  public:
-  // Opens (creating if needed) <data_dir>/mugai.db and <data_dir>/blobs/.
-  static std::unique_ptr<ItemStore> Open(const std::filesystem::path& data_dir);
   virtual ~ItemStore() = default;
 
   struct Stamp {
@@ -39,26 +81,72 @@ class ItemStore {
     std::string received_at;  // RFC 3339 UTC
   };
   // An id (and time) for an item whose derivative must carry its id before
-  // it is recorded: a rebuilt message names it in X-Mugai-Id. Ids issued
-  // here and by Record() are unique and increase.
+  // it is recorded: a rebuilt message names it in X-Mugai-Id. Ids are
+  // unique across processes and increase within one.
   virtual Stamp Reserve() = 0;
 
-  // Stores `original` (when not null) and the report, durably, with
-  // report->item_id and report->received_at as Reserve() gave them, or, when
-  // item_id is empty, new ones (set in `report`). Throws StoreError.
-  virtual void Record(v1::Report* report, const std::string* original) = 0;
+  // Records the item's outcome with its summary and, when `original` is not
+  // null, keeps the original in the vault in state "held" (audited as
+  // "vault.hold"). Uses report->item_id and report->received_at as
+  // Reserve() gave them or, when item_id is empty, new ones (set in
+  // `report`). Throws StoreError.
+  virtual void Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary) = 0;
 
-  // Items whose outcome is "quarantined", newest first; paging by id.
-  virtual std::vector<v1::QuarantineItem> ListQuarantined(size_t limit,
-                                                          std::string_view before_id) = 0;
-  // One quarantined item, with its report.
-  virtual std::optional<v1::QuarantineItem> GetQuarantined(std::string_view id) = 0;
-  // The original bytes, verified against the recorded SHA-256 (throws
-  // StoreError on a mismatch).
+  // Recorded items matching `query`, newest first, without report, headers
+  // or preview.
+  virtual std::vector<v1::VaultItem> Search(const VaultQuery& query) = 0;
+  // One item with everything: report, summary, release.
+  virtual std::optional<v1::VaultItem> Get(std::string_view id) = 0;
+  // The original, decrypted and verified against its SHA-256 (StoreError on
+  // a mismatch); nullopt when none is kept.
   virtual std::optional<std::string> ReadOriginal(std::string_view id) = 0;
-  // Deletes the item and its blob when no other item shares it. False when
-  // there is no such quarantined item.
-  virtual bool DeleteQuarantined(std::string_view id) = 0;
+
+  // State changes. Each checks the state it starts from, and commits the
+  // change with its audit entry.
+  enum class Refusal {
+    kNone,
+    kNoSuchItem,
+    kWrongState,    // e.g. approving an item nobody asked to release
+    kSelfApproval,  // two-person rule: the approver asked for the release
+  };
+  struct Change {
+    Refusal refusal = Refusal::kNone;
+    v1::VaultItem item;  // after the change (or as it is, when refused)
+  };
+  // held -> release_requested.
+  virtual Change RequestRelease(std::string_view id, std::string_view actor, std::string_view reason) = 0;
+  // release_requested -> released (approve) or held (deny). With
+  // `two_person_rule`, the requester cannot decide.
+  virtual Change DecideRelease(std::string_view id, std::string_view actor, bool approve, std::string_view reason,
+                               bool two_person_rule) = 0;
+  // What the delivery path made of a released item (audited
+  // "release.delivered" or "release.delivery_failed").
+  virtual Change RecordDelivery(std::string_view id, std::string_view actor, bool delivered,
+                                std::string_view detail) = 0;
+  // held, release_requested or released -> deleted: the original is gone.
+  virtual Change Delete(std::string_view id, std::string_view actor, std::string_view reason) = 0;
+
+  struct PurgeResult {
+    uint64_t expired = 0;        // items whose original reached its retention
+    uint64_t blobs_removed = 0;  // originals no item refers to any more
+  };
+  // Expires every original older than its retention at `now` (audited
+  // "vault.expire"), then removes unreferenced originals.
+  virtual PurgeResult Purge(std::chrono::system_clock::time_point now) = 0;
+
+  // Items by day (UTC), outcome and finding code, received in [from, to).
+  virtual std::vector<v1::DailyCount> Statistics(std::string_view from, std::string_view to) = 0;
+
+  // Appends an entry for something that changed nothing (an administrator
+  // read, downloaded, exported, or was refused).
+  virtual void Audit(std::string_view actor, std::string_view action, std::string_view item_id,
+                     std::string_view detail) = 0;
+  // Entries after `after_seq` (optionally of one item), oldest first.
+  virtual std::vector<v1::AuditEntry> ReadAudit(uint64_t after_seq, size_t limit, std::string_view item_id) = 0;
+  // Walks the whole chain: every entry's seq follows the previous one, its
+  // prev_hash is the previous hash, and its hash is the keyed hash of its
+  // contents. Any edited, removed or reordered entry fails it.
+  virtual v1::AuditVerification VerifyAudit() = 0;
 };
 
 }  // namespace mugai

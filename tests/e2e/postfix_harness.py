@@ -281,20 +281,27 @@ postlog   unix-dgram n  -       n       -       1       postlogd
 """
 
 
+# What an instance needs in master.cf for TLS (smtpd's STARTTLS, smtp's):
+# the TLS session cache and PRNG manager.
+TLS_MASTER = "tlsmgr    unix  -       -       n       1000?   1       tlsmgr"
+
+
 class Postfix:
     """A private Postfix instance in a temporary directory.
 
     `milter`: the milter address for smtpd_milters and non_smtpd_milters
     (libmilter's Postfix form, "inet:127.0.0.1:PORT"), or None for none.
     `next_hop`: the loopback port everything is relayed to.
+    `extra_master`: more master.cf lines (e.g. TLS_MASTER for STARTTLS).
     """
 
-    def __init__(self, name, next_hop, milter=None, extra_main=None):
+    def __init__(self, name, next_hop, milter=None, extra_main=None, extra_master=()):
         check_environment()
         self.name = name
         self.next_hop = next_hop
         self.milter = milter
         self.extra_main = dict(extra_main or {})
+        self.extra_master = list(extra_master)
         self.port = free_port()
         self.root = tempfile.mkdtemp(prefix=f"mugai-e2e-{name}-")
         # The postfix user must be able to reach its queue and data
@@ -377,7 +384,7 @@ class Postfix:
         fields[0] = f"127.0.0.1:{self.port}"
         fields[4] = "n"  # no chroot
         options = [o.replace(SNIPPET_MILTER, self.milter or "") for o in smtpd[0][1:]]
-        lines = [_MASTER_CORE, "  ".join(fields)] + ["  " + o for o in options]
+        lines = [_MASTER_CORE, *self.extra_master, "  ".join(fields)] + ["  " + o for o in options]
         with open(os.path.join(self.config_dir, "master.cf"), "w") as f:
             f.write("\n".join(lines) + "\n")
 

@@ -3,6 +3,7 @@ bombs and hostile archives built here (archive_samples.py), and every
 archive of the corpus against an explicit table of outcomes and, for the
 ones delivered, the names inside the zip that comes back."""
 
+import json
 import os
 import tempfile
 import time
@@ -189,8 +190,9 @@ class HostileArchiveTest(ArchiveCase):
         self.assertEqual(sorted(members), ["MUGAI_NOTICE.txt", "memo.txt"])
         self.assertIn("setup.sh", members["MUGAI_NOTICE.txt"].decode("utf-8"))
         # The original stays in the vault when something was removed.
-        sha = report["item"]["sha256"]
-        self.assertTrue(os.path.exists(os.path.join(self.daemon.dir, "data", "blobs", sha[:2], sha)))
+        r = self.daemon.cli("vault", "show", report["item_id"], "--json", server=self.daemon.admin)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["state"], "held")
 
 
 class BlockedMembersQuarantineTest(ArchiveCase):

@@ -37,6 +37,19 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(sample.limits.max_text_bytes, defaults.limits.max_text_bytes);
   EXPECT_EQ(sample.limits.item_time, defaults.limits.item_time);
   EXPECT_EQ(sample.shutdown_grace_seconds, defaults.shutdown_grace_seconds);
+  EXPECT_EQ(sample.store.backend, defaults.store.backend);
+  EXPECT_EQ(sample.store.postgres, defaults.store.postgres);
+  EXPECT_EQ(sample.store.postgres_connections, defaults.store.postgres_connections);
+  EXPECT_EQ(sample.store.key_file, defaults.store.key_file);
+  EXPECT_EQ(sample.store.retention_days, defaults.store.retention_days);
+  EXPECT_EQ(sample.store.retention_days_by_outcome, defaults.store.retention_days_by_outcome);
+  EXPECT_EQ(sample.purge_interval_seconds, defaults.purge_interval_seconds);
+  EXPECT_EQ(sample.admin_access.two_person_rule, defaults.admin_access.two_person_rule);
+  EXPECT_EQ(sample.admin_access.tokens_file, defaults.admin_access.tokens_file);
+  EXPECT_EQ(sample.admin_access.roles, defaults.admin_access.roles);
+  EXPECT_EQ(sample.release.smtp_url, defaults.release.smtp_url);
+  EXPECT_EQ(sample.release.smtp_ca_file, defaults.release.smtp_ca_file);
+  EXPECT_EQ(sample.release.timeout_seconds, defaults.release.timeout_seconds);
   const FlattenOptions &d = sample.documents, &e = defaults.documents;
   EXPECT_EQ(d.dpi, e.dpi);
   EXPECT_EQ(d.max_pages, e.max_pages);
@@ -152,6 +165,34 @@ TEST(Config, ValuesOverrideDefaults) {
   EXPECT_EQ(c.limits.item_time, std::chrono::seconds(5));
   EXPECT_EQ(c.limits.max_file_bytes, 1000u);
   EXPECT_EQ(c.workers, 3u);
+}
+
+TEST(Config, StoreVaultAdminAndReleaseTables) {
+  Config c = LoadConfig(WriteConfig(
+      "[store]\nbackend = \"postgresql\"\npostgresql = \"host=db dbname=mugai\"\npostgresql_connections = 8\n"
+      "[vault]\nkey_file = \"/etc/mugai/vault.key\"\nretention_days = 14\npurge_interval_seconds = 60\n"
+      "[vault.retention_days_by_outcome]\nquarantined = 90\n"
+      "[admin]\ntwo_person_rule = false\ntokens_file = \"/etc/mugai/tokens\"\n"
+      "[admin.roles]\n\"kakari\" = [\"operator\"]\n\"kacho\" = [\"viewer\", \"approver\"]\n"
+      "[release]\nsmtp_url = \"smtp://lgwan-mta:25\"\ntimeout_seconds = 10\n"));
+  EXPECT_EQ(c.store.backend, StoreOptions::Backend::kPostgres);
+  EXPECT_EQ(c.store.postgres, "host=db dbname=mugai");
+  EXPECT_EQ(c.store.postgres_connections, 8u);
+  EXPECT_EQ(c.store.key_file, "/etc/mugai/vault.key");
+  EXPECT_EQ(c.store.retention_days, 14u);
+  EXPECT_EQ(c.store.retention_days_by_outcome, (std::map<std::string, unsigned>{{"quarantined", 90}}));
+  EXPECT_EQ(c.purge_interval_seconds, 60u);
+  EXPECT_FALSE(c.admin_access.two_person_rule);
+  EXPECT_EQ(c.admin_access.tokens_file, "/etc/mugai/tokens");
+  EXPECT_EQ(c.admin_access.roles["kakari"], std::vector<std::string>{"operator"});
+  EXPECT_EQ(c.admin_access.roles["kacho"], (std::vector<std::string>{"viewer", "approver"}));
+  EXPECT_EQ(c.release.smtp_url, "smtp://lgwan-mta:25");
+  EXPECT_EQ(c.release.timeout_seconds, 10u);
+  EXPECT_THROW(LoadConfig(WriteConfig("[store]\nbackend = \"mysql\"\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[vault.retention_days_by_outcome]\nheld = 3\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[vault]\nretention_days = 0\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[admin.roles]\nkacho = \"approver\"\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[admin.roles]\nkacho = [1]\n")), ConfigError);
 }
 
 TEST(Config, UnknownKeyIsAnErrorWithItsLine) {

@@ -1,12 +1,26 @@
+// The item store on its real backends.
+//
+// Backend: SQLite in a fresh temporary data directory by default. When
+// MUGAI_TEST_POSTGRES holds a libpq connection string in key=value form
+// ("host=/tmp/pg dbname=mugai_test"), every test runs on PostgreSQL
+// instead: it drops and recreates its own schema, mugai_store_test_<pid>
+// (one per process, so ctest -j can run tests side by side), connects with
+// search_path set to it, and drops it at the end, so each test starts from
+// an empty database and reruns are clean. The user needs CREATE on the
+// database. Tests about SQLite's files skip themselves on PostgreSQL.
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,16 +28,41 @@
 #include <gtest/gtest.h>
 
 #include "sanitizers/core/sha256.h"
-#include "service/store/blob_store.h"
 #include "service/store/item_store.h"
+#include "service/store/sql_database.h"
+#include "service/store/vault_cipher.h"
+
+// Queries are written as designated initializers ({.sender = "x"}), whose
+// other fields keep their defaults by design; GCC 12 warns about those.
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
 namespace mugai {
 namespace {
 
 namespace fs = std::filesystem;
+using std::chrono::hours;
+using std::chrono::system_clock;
+using Refusal = ItemStore::Refusal;
 
-v1::Report MakeReport(const std::string& outcome, std::string_view original,
-                      const std::string& name = "invoice.pdf") {
+const char* PostgresConninfo() {
+  const char* conninfo = std::getenv("MUGAI_TEST_POSTGRES");
+  return conninfo != nullptr && *conninfo != '\0' ? conninfo : nullptr;
+}
+
+std::string PostgresSchema() { return "mugai_store_test_" + std::to_string(::getpid()); }
+
+std::string ReadFile(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteFile(const fs::path& file, std::string_view content, fs::perms perms = fs::perms::owner_read |
+                                                                                   fs::perms::owner_write) {
+  std::ofstream(file, std::ios::binary | std::ios::trunc) << content;
+  fs::permissions(file, perms);
+}
+
+v1::Report MakeReport(const std::string& outcome, std::string_view original, const std::string& name = "invoice.pdf") {
   v1::Report report;
   report.set_outcome(outcome);
   v1::ItemReport* item = report.mutable_item();
@@ -41,23 +80,18 @@ void AddFinding(v1::ItemReport* item, const std::string& code) {
   finding->set_reason("reason for " + code);
 }
 
-// Runs one statement on the store's database through a separate connection,
-// as another process (or an attacker with disk access) would; returns the
-// first column of the first row, if any.
-std::string Sql(const fs::path& db_file, const std::string& sql) {
-  sqlite3* db = nullptr;
-  EXPECT_EQ(sqlite3_open(db_file.c_str(), &db), SQLITE_OK);
-  sqlite3_stmt* stmt = nullptr;
-  std::string result;
-  EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  int rc = sqlite3_step(stmt);
-  EXPECT_TRUE(rc == SQLITE_ROW || rc == SQLITE_DONE) << sqlite3_errmsg(db);
-  if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != nullptr) {
-    result = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
-  }
-  sqlite3_finalize(stmt);
-  sqlite3_close(db);
-  return result;
+v1::ItemSummary MakeSummary(const std::string& sender, std::vector<std::string> recipients,
+                            const std::string& subject) {
+  v1::ItemSummary summary;
+  summary.set_kind("mail");
+  summary.set_sender(sender);
+  for (std::string& recipient : recipients) summary.add_recipients(std::move(recipient));
+  summary.set_subject(subject);
+  v1::ItemSummary::HeaderField* header = summary.add_headers();
+  header->set_name("Subject");
+  header->set_value(subject);
+  summary.set_preview("preview of " + subject);
+  return summary;
 }
 
 // True when `s` has the shape of `pattern`: '9' stands for a decimal digit,
@@ -73,10 +107,24 @@ bool HasShape(std::string_view s, std::string_view pattern) {
   return true;
 }
 
-std::vector<std::string> Ids(const std::vector<v1::QuarantineItem>& items) {
+std::vector<std::string> Ids(const std::vector<v1::VaultItem>& items) {
   std::vector<std::string> ids;
-  for (const v1::QuarantineItem& item : items) ids.push_back(item.id());
+  for (const v1::VaultItem& item : items) ids.push_back(item.id());
   return ids;
+}
+
+std::vector<std::string> Actions(const std::vector<v1::AuditEntry>& entries) {
+  std::vector<std::string> actions;
+  for (const v1::AuditEntry& entry : entries) actions.push_back(entry.action());
+  return actions;
+}
+
+// An id and time in the past, so tests control received_at.
+void SetStamp(v1::Report* report, const std::string& day, int serial) {
+  char id[64];
+  std::snprintf(id, sizeof id, "%sT000000Z-%012d", day.c_str(), serial);
+  report->set_item_id(id);
+  report->set_received_at(day.substr(0, 4) + "-" + day.substr(4, 2) + "-" + day.substr(6, 2) + "T00:00:00Z");
 }
 
 class StoreTest : public ::testing::Test {
@@ -85,279 +133,705 @@ class StoreTest : public ::testing::Test {
     std::string temp = (fs::temp_directory_path() / "mugai-store-XXXXXX").string();
     ASSERT_NE(::mkdtemp(temp.data()), nullptr);
     root_ = temp;
-    data_dir_ = root_ / "data";  // not there yet: Open creates it
-    store_ = ItemStore::Open(data_dir_);
+    data_dir_ = root_ / "data";  // not there yet: OpenItemStore creates it
+    options_.data_dir = data_dir_;
+    if (postgres()) {
+      std::string schema = PostgresSchema();
+      ResetPostgresSchema("DROP SCHEMA IF EXISTS " + schema + " CASCADE", "CREATE SCHEMA " + schema);
+      options_.backend = StoreOptions::Backend::kPostgres;
+      options_.postgres = std::string(PostgresConninfo()) + " options=-csearch_path=" + schema;
+      options_.postgres_connections = 4;
+      options_.key_file = root_ / "vault.key";
+      WriteFile(options_.key_file, std::string(64, 'a') + "\n");
+    }
+    store_ = OpenItemStore(options_);
+    raw_ = postgres() ? OpenPostgresDatabase(options_.postgres, 1) : OpenSqliteDatabase(data_dir_ / "mugai.db");
   }
   void TearDown() override {
     store_.reset();
+    raw_.reset();
+    if (postgres()) ResetPostgresSchema("DROP SCHEMA IF EXISTS " + PostgresSchema() + " CASCADE", "");
     fs::remove_all(root_);
   }
 
-  fs::path BlobPath(std::string_view original) const {
-    std::string sha256 = Sha256Hex(original);
-    return data_dir_ / "blobs" / sha256.substr(0, 2) / sha256;
+  static bool postgres() { return PostgresConninfo() != nullptr; }
+
+  static void ResetPostgresSchema(const std::string& drop, const std::string& create) {
+    std::unique_ptr<SqlDatabase> admin = OpenPostgresDatabase(PostgresConninfo(), 1);
+    admin->Transact([&](SqlSession& session) {
+      session.Query(drop);
+      if (!create.empty()) session.Query(create);
+    });
   }
 
-  // Records a quarantined item holding `original`; returns its id.
-  std::string Quarantine(const std::string& original) {
-    v1::Report report = MakeReport("quarantined", original);
-    store_->Record(&report, &original);
+  // A statement on the store's database through a connection of its own,
+  // as another process (or an attacker with access to it) would.
+  SqlRows Sql(const std::string& sql, const std::vector<SqlValue>& params = {}) {
+    SqlRows rows;
+    raw_->Transact([&](SqlSession& session) { rows = session.Query(sql, params); });
+    return rows;
+  }
+  int64_t Count(const std::string& table) { return Sql("SELECT count(*) FROM " + table).Int(0, 0); }
+
+  void Reopen() {
+    store_.reset();
+    store_ = OpenItemStore(options_);
+  }
+
+  // Records an item holding `original`; returns its id.
+  std::string Hold(const std::string& original, const std::string& outcome = "quarantined") {
+    v1::Report report = MakeReport(outcome, original);
+    store_->Record(&report, &original, MakeSummary("sender@example.jp", {"user@example.lg.jp"}, "subject"));
+    return report.item_id();
+  }
+  std::string RecordPlain(const std::string& content, const std::string& outcome = "delivered") {
+    v1::Report report = MakeReport(outcome, content);
+    store_->Record(&report, nullptr, v1::ItemSummary());
     return report.item_id();
   }
 
+  std::string State(const std::string& id) { return store_->Get(id).value().state(); }
+
   fs::path root_;
   fs::path data_dir_;
+  StoreOptions options_;
   std::unique_ptr<ItemStore> store_;
+  std::unique_ptr<SqlDatabase> raw_;
 };
 
-TEST_F(StoreTest, OpenCreatesPrivateDirectoryAndVersionedWalDatabase) {
+TEST_F(StoreTest, OpenCreatesPrivateDirectoryKeyAndWalDatabase) {
+  if (postgres()) GTEST_SKIP() << "SQLite's files";
   struct stat st;
   ASSERT_EQ(::stat(data_dir_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0700u);
-  fs::path db = data_dir_ / "mugai.db";
-  EXPECT_EQ(Sql(db, "PRAGMA journal_mode"), "wal");
-  EXPECT_EQ(Sql(db, "PRAGMA user_version"), "1");
-  EXPECT_TRUE(fs::is_directory(data_dir_ / "blobs" / "tmp"));
+  ASSERT_EQ(::stat((data_dir_ / "vault.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  EXPECT_EQ(st.st_size, 32);
+  EXPECT_EQ(Sql("PRAGMA journal_mode").Text(0, 0), "wal");
+  EXPECT_EQ(Sql("PRAGMA user_version").Text(0, 0), "2");
+  EXPECT_FALSE(fs::exists(data_dir_ / "blobs"));
+
+  // The same key on the next start.
+  std::string key = ReadFile(data_dir_ / "vault.key");
+  Reopen();
+  EXPECT_EQ(ReadFile(data_dir_ / "vault.key"), key);
 }
 
 TEST_F(StoreTest, OpenRefusesANewerSchema) {
   store_.reset();
-  Sql(data_dir_ / "mugai.db", "PRAGMA user_version = 2");
-  EXPECT_THROW(ItemStore::Open(data_dir_), StoreError);
+  raw_->Transact([&](SqlSession& session) { raw_->SetSchemaVersion(session, 3); });
+  try {
+    OpenItemStore(options_);
+    ADD_FAILURE() << "opened";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("newer"), std::string::npos) << e.what();
+  }
 }
 
-TEST_F(StoreTest, DeliveredItemIsRecordedWithoutBlobAndNotQuarantined) {
-  std::string content = "hello";
-  v1::Report report = MakeReport("delivered", content);
-  store_->Record(&report, nullptr);
+TEST_F(StoreTest, PostgresStoreNeedsAKeyFile) {
+  StoreOptions options;
+  options.backend = StoreOptions::Backend::kPostgres;
+  options.postgres = "host=/nonexistent";
+  try {
+    OpenItemStore(options);
+    ADD_FAILURE() << "opened";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("key_file"), std::string::npos) << e.what();
+  }
+}
 
-  EXPECT_TRUE(HasShape(report.item_id(), "99999999T999999Z-ffffffffffff")) << report.item_id();
-  EXPECT_TRUE(HasShape(report.received_at(), "9999-99-99T99:99:99Z")) << report.received_at();
+TEST_F(StoreTest, ItemWithoutOriginalIsOnlyLogged) {
+  std::string id = RecordPlain("hello");
+  EXPECT_TRUE(HasShape(id, "99999999T999999Z-ffffffffffff")) << id;
+  std::optional<v1::VaultItem> item = store_->Get(id);
+  ASSERT_TRUE(item.has_value());
+  EXPECT_TRUE(HasShape(item->received_at(), "9999-99-99T99:99:99Z")) << item->received_at();
   // The id's time is the received time.
-  std::string compact = report.received_at();
+  std::string compact = item->received_at();
   std::erase(compact, '-');
   std::erase(compact, ':');
-  EXPECT_EQ(report.item_id().substr(0, 16), compact);
+  EXPECT_EQ(id.substr(0, 16), compact);
+  EXPECT_EQ(item->state(), "");
+  EXPECT_EQ(item->outcome(), "delivered");
+  EXPECT_EQ(item->report().item_id(), id);
 
-  EXPECT_EQ(Sql(data_dir_ / "mugai.db", "SELECT outcome FROM items"), "delivered");
-  EXPECT_TRUE(store_->ListQuarantined(0, "").empty());
-  EXPECT_FALSE(store_->GetQuarantined(report.item_id()).has_value());
-  EXPECT_FALSE(store_->ReadOriginal(report.item_id()).has_value());
-  EXPECT_FALSE(store_->DeleteQuarantined(report.item_id()));
-  EXPECT_FALSE(fs::exists(BlobPath(content)));
+  EXPECT_FALSE(store_->ReadOriginal(id).has_value());
+  EXPECT_EQ(Count("blobs"), 0);
+  EXPECT_EQ(Count("audit"), 0);
+  EXPECT_TRUE(store_->Search({.state = "vault"}).empty());
+  EXPECT_EQ(store_->Delete(id, "alice", "why").refusal, Refusal::kWrongState);
+  EXPECT_EQ(store_->RequestRelease(id, "alice", "why").refusal, Refusal::kWrongState);
+  EXPECT_EQ(store_->Delete("20260101T000000Z-000000000000", "alice", "why").refusal, Refusal::kNoSuchItem);
+  EXPECT_FALSE(store_->Get("20260101T000000Z-000000000000").has_value());
 }
 
-TEST_F(StoreTest, QuarantinedItemIsListedWithReportAndOriginal) {
+TEST_F(StoreTest, HeldItemHasEverythingInGetAndLessInSearch) {
   std::string original = "%PDF-1.7 suspicious";
   v1::Report report = MakeReport("quarantined", original, "請求書.pdf");
   AddFinding(report.mutable_item(), "av.detected");
-  store_->Record(&report, &original);
+  v1::ItemSummary summary = MakeSummary("taro@example.jp", {"a@example.lg.jp", "b@example.lg.jp"}, "請求書です");
+  store_->Record(&report, &original, summary);
   ASSERT_FALSE(report.item_id().empty());
-  EXPECT_TRUE(fs::is_regular_file(BlobPath(original)));
 
-  std::vector<v1::QuarantineItem> listed = store_->ListQuarantined(0, "");
-  ASSERT_EQ(listed.size(), 1u);
-  const v1::QuarantineItem& summary = listed[0];
-  EXPECT_EQ(summary.id(), report.item_id());
-  EXPECT_EQ(summary.received_at(), report.received_at());
-  EXPECT_EQ(summary.name(), "請求書.pdf");
-  EXPECT_EQ(summary.detected_type(), "application/pdf");
-  EXPECT_EQ(summary.sha256(), Sha256Hex(original));
-  EXPECT_EQ(summary.size(), original.size());
-  EXPECT_EQ(summary.outcome(), "quarantined");
-  EXPECT_EQ(std::vector<std::string>(summary.finding_codes().begin(), summary.finding_codes().end()),
-            std::vector<std::string>{"av.detected"});
-  EXPECT_FALSE(summary.has_report());
-
-  std::optional<v1::QuarantineItem> got = store_->GetQuarantined(report.item_id());
+  std::optional<v1::VaultItem> got = store_->Get(report.item_id());
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->id(), report.item_id());
-  EXPECT_EQ(got->report().item_id(), report.item_id());
-  EXPECT_EQ(got->report().received_at(), report.received_at());
+  EXPECT_EQ(got->received_at(), report.received_at());
+  EXPECT_EQ(got->name(), "請求書.pdf");
+  EXPECT_EQ(got->detected_type(), "application/pdf");
+  EXPECT_EQ(got->sha256(), Sha256Hex(original));
+  EXPECT_EQ(got->size(), original.size());
+  EXPECT_EQ(got->outcome(), "quarantined");
+  EXPECT_EQ(std::vector<std::string>(got->finding_codes().begin(), got->finding_codes().end()),
+            std::vector<std::string>{"av.detected"});
+  EXPECT_EQ(got->state(), "held");
+  EXPECT_TRUE(HasShape(got->state_changed_at(), "9999-99-99T99:99:99Z")) << got->state_changed_at();
+  EXPECT_EQ(got->summary().SerializeAsString(), summary.SerializeAsString());
   EXPECT_EQ(got->report().SerializeAsString(), report.SerializeAsString());
+  EXPECT_FALSE(got->has_release());
+
+  std::vector<v1::VaultItem> found = store_->Search({});
+  ASSERT_EQ(found.size(), 1u);
+  EXPECT_EQ(found[0].id(), report.item_id());
+  EXPECT_EQ(found[0].state(), "held");
+  EXPECT_EQ(found[0].summary().sender(), "taro@example.jp");
+  EXPECT_EQ(found[0].summary().recipients_size(), 2);
+  EXPECT_EQ(found[0].summary().recipients(1), "b@example.lg.jp");
+  EXPECT_EQ(found[0].summary().subject(), "請求書です");
+  EXPECT_EQ(found[0].summary().kind(), "mail");
+  EXPECT_EQ(found[0].summary().headers_size(), 0);
+  EXPECT_EQ(found[0].summary().preview(), "");
+  EXPECT_FALSE(found[0].has_report());
 
   EXPECT_EQ(store_->ReadOriginal(report.item_id()), original);
+  std::vector<v1::AuditEntry> audit = store_->ReadAudit(0, 0, "");
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].seq(), 1u);
+  EXPECT_EQ(audit[0].action(), "vault.hold");
+  EXPECT_EQ(audit[0].actor(), "mugaid");
+  EXPECT_EQ(audit[0].item_id(), report.item_id());
+  EXPECT_EQ(audit[0].prev_hash(), std::string(64, '0'));
 }
 
-TEST_F(StoreTest, OriginalOfDeliveredItemIsKeptButNotQuarantined) {
-  std::string original = "<html><script>x()</script></html>";
-  v1::Report report = MakeReport("delivered_with_removals", original);
-  store_->Record(&report, &original);
-  EXPECT_TRUE(store_->ListQuarantined(0, "").empty());
-  EXPECT_EQ(store_->ReadOriginal(report.item_id()), original);
-  EXPECT_FALSE(store_->DeleteQuarantined(report.item_id()));
-  EXPECT_TRUE(fs::exists(BlobPath(original)));
-}
-
-TEST_F(StoreTest, IdsAreUniqueAndSortableInATightLoop) {
+TEST_F(StoreTest, SearchesByEveryFilter) {
+  struct Item {
+    std::string day, outcome, sender, subject, code;
+    std::vector<std::string> recipients;
+    bool held;
+  };
+  const std::vector<Item> items = {
+      {"20260101", "quarantined", "Alice@Example.JP", "100% sure", "av.detected", {"x@lg.jp", "Y@LG.JP"}, true},
+      {"20260102", "delivered", "bob@example.jp", "1000 sure", "av.detected.heuristic", {"y@lg.jp"}, false},
+      {"20260103", "delivered_with_removals", "carol@example.jp", "a_b", "html.script", {"z@lg.jp"}, true},
+      {"20260104", "quarantined", "dave@example.jp", "axb", "archive.encrypted", {"w@lg.jp"}, true},
+  };
   std::vector<std::string> ids;
-  for (int i = 0; i < 1000; ++i) {
-    v1::Report report = MakeReport("quarantined", "item " + std::to_string(i));
-    store_->Record(&report, nullptr);
+  for (size_t i = 0; i < items.size(); ++i) {
+    const Item& item = items[i];
+    std::string content = "content " + std::to_string(i);
+    v1::Report report = MakeReport(item.outcome, content);
+    SetStamp(&report, item.day, static_cast<int>(i));
+    AddFinding(report.mutable_item(), item.code);
+    store_->Record(&report, item.held ? &content : nullptr, MakeSummary(item.sender, item.recipients, item.subject));
     ids.push_back(report.item_id());
   }
+  std::string deleted = ids[3];
+  ASSERT_EQ(store_->Delete(deleted, "alice", "test").refusal, Refusal::kNone);
+
+  auto search = [&](VaultQuery query) { return Ids(store_->Search(query)); };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(search({}), (V{ids[3], ids[2], ids[1], ids[0]}));
+  EXPECT_EQ(search({.received_from = "2026-01-02T00:00:00Z"}), (V{ids[3], ids[2], ids[1]}));
+  EXPECT_EQ(search({.received_to = "2026-01-02T00:00:00Z"}), (V{ids[0]}));
+  EXPECT_EQ(search({.received_from = "2026-01-02T00:00:00Z", .received_to = "2026-01-04T00:00:00Z"}),
+            (V{ids[2], ids[1]}));
+  EXPECT_EQ(search({.sender = "alice@example"}), (V{ids[0]}));  // ASCII case-insensitive
+  EXPECT_EQ(search({.sender = "EXAMPLE.JP"}).size(), 4u);
+  EXPECT_EQ(search({.recipient = "y@lg"}), (V{ids[1], ids[0]}));
+  EXPECT_EQ(search({.subject = "100%"}), (V{ids[0]}));   // % is literal
+  EXPECT_EQ(search({.subject = "a_b"}), (V{ids[2]}));    // _ is literal
+  EXPECT_EQ(search({.subject = "\\"}), (V{}));
+  EXPECT_EQ(search({.finding_code = "av.detected"}), (V{ids[0]}));  // exact, not a prefix
+  EXPECT_EQ(search({.finding_code = "AV.DETECTED"}), (V{}));
+  EXPECT_EQ(search({.finding_code = "detected"}), (V{}));
+  EXPECT_EQ(search({.finding_code = "av.detected.heuristic"}), (V{ids[1]}));
+  EXPECT_EQ(search({.outcome = "quarantined"}), (V{ids[3], ids[0]}));
+  EXPECT_EQ(search({.outcome = "quarantine"}), (V{}));
+  EXPECT_EQ(search({.state = "held"}), (V{ids[2], ids[0]}));
+  EXPECT_EQ(search({.state = "deleted"}), (V{ids[3]}));
+  EXPECT_EQ(search({.state = "vault"}), (V{ids[2], ids[0]}));
+  EXPECT_EQ(search({.state = ""}).size(), 4u);
+  EXPECT_EQ(search({.outcome = "quarantined", .state = "vault"}), (V{ids[0]}));
+  EXPECT_EQ(search({.sender = "example", .outcome = "delivered", .before_id = ids[2]}), (V{ids[1]}));
+  EXPECT_EQ(search({.limit = 2}), (V{ids[3], ids[2]}));
+  EXPECT_EQ(search({.limit = 2, .before_id = ids[2]}), (V{ids[1], ids[0]}));
+  // Values are bound, never spliced.
+  EXPECT_EQ(search({.sender = "' OR 1=1 --"}), (V{}));
+}
+
+TEST_F(StoreTest, IdsAreUniqueAndSortableAndPagesAreCapped) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 1000; ++i) ids.push_back(RecordPlain("item " + std::to_string(i), "quarantined"));
   // Strictly increasing in recording order: unique, and sorting is by time.
   for (size_t i = 1; i < ids.size(); ++i) ASSERT_LT(ids[i - 1], ids[i]) << i;
 
   std::vector<std::string> newest_first(ids.rbegin(), ids.rend());
-  std::vector<std::string> default_page = Ids(store_->ListQuarantined(0, ""));
-  EXPECT_EQ(default_page, std::vector<std::string>(newest_first.begin(), newest_first.begin() + 100));
+  EXPECT_EQ(Ids(store_->Search({})), std::vector<std::string>(newest_first.begin(), newest_first.begin() + 100));
 
-  v1::Report one_more = MakeReport("quarantined", "one more");
-  store_->Record(&one_more, nullptr);
-  std::vector<std::string> capped = Ids(store_->ListQuarantined(5000, ""));
+  std::string one_more = RecordPlain("one more", "quarantined");
+  std::vector<std::string> capped = Ids(store_->Search({.limit = 5000}));
   ASSERT_EQ(capped.size(), 1000u);
-  EXPECT_EQ(capped[0], one_more.item_id());
+  EXPECT_EQ(capped[0], one_more);
   EXPECT_EQ(std::vector<std::string>(capped.begin() + 1, capped.end()),
             std::vector<std::string>(newest_first.begin(), newest_first.begin() + 999));
 }
 
 TEST_F(StoreTest, PagesWithBeforeId) {
-  std::vector<std::string> quarantined;
+  std::vector<std::string> held;
   for (int i = 0; i < 25; ++i) {
-    quarantined.push_back(Quarantine("original " + std::to_string(i)));
-    v1::Report delivered = MakeReport("delivered", "clean " + std::to_string(i));
-    store_->Record(&delivered, nullptr);
+    held.push_back(Hold("original " + std::to_string(i)));
+    RecordPlain("clean " + std::to_string(i));
   }
   std::vector<std::string> paged;
   std::string before;
   std::vector<size_t> page_sizes;
   for (;;) {
-    std::vector<std::string> page = Ids(store_->ListQuarantined(10, before));
+    std::vector<std::string> page = Ids(store_->Search({.state = "vault", .limit = 10, .before_id = before}));
     if (page.empty()) break;
     page_sizes.push_back(page.size());
     paged.insert(paged.end(), page.begin(), page.end());
     before = page.back();
   }
   EXPECT_EQ(page_sizes, (std::vector<size_t>{10, 10, 5}));
-  EXPECT_EQ(paged, std::vector<std::string>(quarantined.rbegin(), quarantined.rend()));
+  EXPECT_EQ(paged, std::vector<std::string>(held.rbegin(), held.rend()));
 }
 
-TEST_F(StoreTest, SharedOriginalIsRemovedWithItsLastItem) {
-  std::string original = "same attachment, sent twice";
-  std::string first = Quarantine(original);
-  std::string second = Quarantine(original);
-  ASSERT_NE(first, second);
+TEST_F(StoreTest, TamperedSealedOriginalIsRefused) {
+  std::string original = "the original bytes, sealed";
+  std::string id = Hold(original);
+  std::string other = "another original";
+  std::string other_id = Hold(other);
+  std::string sha256 = Sha256Hex(original);
+  std::string sealed = Sql("SELECT sealed FROM blobs WHERE sha256 = $1", {sha256}).Text(0, 0);
+  ASSERT_EQ(sealed.size(), original.size() + VaultCipher::kSealOverhead);
 
-  EXPECT_TRUE(store_->DeleteQuarantined(first));
-  EXPECT_FALSE(store_->GetQuarantined(first).has_value());
-  EXPECT_TRUE(fs::exists(BlobPath(original)));
-  EXPECT_EQ(store_->ReadOriginal(second), original);
-
-  EXPECT_TRUE(store_->DeleteQuarantined(second));
-  EXPECT_FALSE(fs::exists(BlobPath(original)));
-  EXPECT_FALSE(store_->ReadOriginal(second).has_value());
-  EXPECT_TRUE(store_->ListQuarantined(0, "").empty());
-  EXPECT_FALSE(store_->DeleteQuarantined(second));
-}
-
-TEST_F(StoreTest, DeleteOfUnknownIdIsFalse) {
-  Quarantine("kept");
-  EXPECT_FALSE(store_->DeleteQuarantined("20260101T000000Z-000000000000"));
-  EXPECT_FALSE(store_->DeleteQuarantined(""));
-  EXPECT_EQ(store_->ListQuarantined(0, "").size(), 1u);
-}
-
-TEST_F(StoreTest, TamperedBlobIsDetectedAndRepairedByTheNextRecord) {
-  std::string original = "the original bytes";
-  std::string id = Quarantine(original);
-  {
-    std::ofstream out(BlobPath(original), std::ios::binary | std::ios::trunc);
-    out << "the tampered bytes";
-  }
+  std::string flipped = sealed;
+  flipped[20] ^= 1;
+  Sql("UPDATE blobs SET sealed = $1 WHERE sha256 = $2", {SqlBytes{flipped}, sha256});
   EXPECT_THROW(store_->ReadOriginal(id), StoreError);
 
-  // Recording the same original again must not trust the damaged copy.
-  std::string again = Quarantine(original);
+  std::string truncated = sealed.substr(0, sealed.size() - 1);
+  Sql("UPDATE blobs SET sealed = $1 WHERE sha256 = $2", {SqlBytes{truncated}, sha256});
+  EXPECT_THROW(store_->ReadOriginal(id), StoreError);
+
+  // Another original's sealed bytes, under this one's digest.
+  std::string sealed_other = Sql("SELECT sealed FROM blobs WHERE sha256 = $1", {Sha256Hex(other)}).Text(0, 0);
+  Sql("UPDATE blobs SET sealed = $1 WHERE sha256 = $2", {SqlBytes{sealed_other}, sha256});
+  EXPECT_THROW(store_->ReadOriginal(id), StoreError);
+
+  Sql("DELETE FROM blobs WHERE sha256 = $1", {sha256});
+  EXPECT_THROW(store_->ReadOriginal(id), StoreError);
+
+  Sql("UPDATE blobs SET sealed = $1 WHERE sha256 = $2", {SqlBytes{sealed}, Sha256Hex(other)});
+  EXPECT_THROW(store_->ReadOriginal(other_id), StoreError);
+}
+
+TEST_F(StoreTest, AnotherKeyReadsNothingAndBreaksTheChain) {
+  std::string original = "sealed under the first key";
+  std::string id = Hold(original);
+  store_.reset();
+  options_.key_file = root_ / "other.key";
+  WriteFile(options_.key_file, std::string(64, 'b'));
+  Reopen();
+  try {
+    store_->ReadOriginal(id);
+    ADD_FAILURE() << "read";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("another vault key"), std::string::npos) << e.what();
+  }
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_FALSE(verification.ok());
+  EXPECT_EQ(verification.first_bad_seq(), 1u);
+}
+
+TEST_F(StoreTest, OriginalIsEncryptedAtRest) {
+  std::string original;
+  for (int i = 0; original.size() < 8192; ++i) original += "秘密の原本 line " + std::to_string(i * 7919) + "\n";
+  std::string id = Hold(original);
   EXPECT_EQ(store_->ReadOriginal(id), original);
-  EXPECT_EQ(store_->ReadOriginal(again), original);
+  std::string needle = original.substr(4000, 16);
+  if (postgres()) {
+    std::string sealed = Sql("SELECT sealed FROM blobs").Text(0, 0);
+    EXPECT_EQ(sealed.find(needle), std::string::npos);
+    return;
+  }
+  store_.reset();  // the WAL may be checkpointed into the database file, or not: both are read
+  std::string files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(data_dir_)) files += ReadFile(entry.path());
+  ASSERT_GT(files.size(), original.size());
+  EXPECT_EQ(files.find(original), std::string::npos);
+  EXPECT_EQ(files.find(needle), std::string::npos);
+}
+
+TEST_F(StoreTest, IdenticalOriginalsAreKeptOnceUntilTheLastReferenceGoes) {
+  std::string original = "same attachment, sent twice";
+  std::string first = Hold(original);
+  std::string second = Hold(original, "delivered_with_removals");
+  ASSERT_NE(first, second);
+  EXPECT_EQ(Count("blobs"), 1);
+
+  EXPECT_EQ(store_->Delete(first, "alice", "not needed").refusal, Refusal::kNone);
+  EXPECT_EQ(State(first), "deleted");
+  EXPECT_FALSE(store_->ReadOriginal(first).has_value());
+  EXPECT_EQ(Count("blobs"), 1);
+  EXPECT_EQ(store_->ReadOriginal(second), original);
+
+  EXPECT_EQ(store_->Delete(second, "alice", "not needed").refusal, Refusal::kNone);
+  EXPECT_EQ(Count("blobs"), 0);
+  EXPECT_FALSE(store_->ReadOriginal(second).has_value());
+  EXPECT_EQ(store_->Delete(second, "alice", "again").refusal, Refusal::kWrongState);
+  // The rows stay: the items table is the outcome log.
+  EXPECT_EQ(Count("items"), 2);
+
+  // The same original again gets a new blob.
+  std::string third = Hold(original);
+  EXPECT_EQ(store_->ReadOriginal(third), original);
+}
+
+TEST_F(StoreTest, ReleaseWithTheTwoPersonRule) {
+  std::string original = "mail to release";
+  std::string id = Hold(original);
+
+  ItemStore::Change change = store_->RequestRelease(id, "alice", "the sender confirmed it");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "release_requested");
+  EXPECT_EQ(change.item.release().requested_by(), "alice");
+  EXPECT_EQ(change.item.release().request_reason(), "the sender confirmed it");
+  EXPECT_FALSE(change.item.release().requested_at().empty());
+  EXPECT_EQ(store_->RequestRelease(id, "alice", "twice").refusal, Refusal::kWrongState);
+  EXPECT_EQ(store_->RecordDelivery(id, "mugaid", true, "250 ok").refusal, Refusal::kWrongState);
+
+  change = store_->DecideRelease(id, "alice", true, "mine", true);
+  EXPECT_EQ(change.refusal, Refusal::kSelfApproval);
+  EXPECT_EQ(change.item.state(), "release_requested");
+  EXPECT_EQ(State(id), "release_requested");
+
+  change = store_->DecideRelease(id, "bob", true, "looks fine", true);
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "released");
+  EXPECT_EQ(change.item.release().requested_by(), "alice");
+  EXPECT_EQ(change.item.release().decided_by(), "bob");
+  EXPECT_EQ(change.item.release().decision(), "approved");
+  EXPECT_EQ(change.item.release().decision_reason(), "looks fine");
+  EXPECT_FALSE(change.item.release().decided_at().empty());
+  EXPECT_EQ(store_->DecideRelease(id, "carol", false, "late", true).refusal, Refusal::kWrongState);
+  // Released, the original is still there for the delivery path.
+  EXPECT_EQ(store_->ReadOriginal(id), original);
+
+  change = store_->RecordDelivery(id, "mugaid", false, "connection refused");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "released");
+  EXPECT_EQ(change.item.release().delivery(), "connection refused");
+  EXPECT_EQ(change.item.release().delivered_at(), "");
+  change = store_->RecordDelivery(id, "bob", true, "250 2.0.0 queued");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.release().delivery(), "250 2.0.0 queued");
+  EXPECT_FALSE(change.item.release().delivered_at().empty());
+  EXPECT_EQ(store_->Get(id)->release().SerializeAsString(), change.item.release().SerializeAsString());
+
+  change = store_->Delete(id, "carol", "done");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "deleted");
+  EXPECT_EQ(change.item.release().decided_by(), "bob");
+  EXPECT_FALSE(store_->ReadOriginal(id).has_value());
+  EXPECT_EQ(store_->RequestRelease(id, "alice", "again").refusal, Refusal::kWrongState);
+  EXPECT_EQ(store_->RecordDelivery(id, "mugaid", true, "").refusal, Refusal::kWrongState);
+  EXPECT_EQ(store_->RequestRelease("no-such-id", "alice", "x").refusal, Refusal::kNoSuchItem);
+  EXPECT_EQ(store_->DecideRelease("no-such-id", "bob", true, "x", true).refusal, Refusal::kNoSuchItem);
+  EXPECT_EQ(store_->RecordDelivery("no-such-id", "bob", true, "x").refusal, Refusal::kNoSuchItem);
+
+  std::vector<v1::AuditEntry> audit = store_->ReadAudit(0, 0, id);
+  EXPECT_EQ(Actions(audit), (std::vector<std::string>{"vault.hold", "release.request", "release.approve",
+                                                      "release.delivery_failed", "release.delivered",
+                                                      "vault.delete"}));
+  EXPECT_EQ(audit[1].actor(), "alice");
+  EXPECT_EQ(audit[1].detail(), "the sender confirmed it");
+  EXPECT_EQ(audit[2].actor(), "bob");
+  EXPECT_EQ(audit[5].detail(), "done");
+  EXPECT_TRUE(store_->VerifyAudit().ok());
+}
+
+TEST_F(StoreTest, DenyHoldsAgainAndOnePersonMayDecideWithoutTheRule) {
+  std::string id = Hold("mail");
+  ASSERT_EQ(store_->RequestRelease(id, "alice", "first").refusal, Refusal::kNone);
+  ItemStore::Change change = store_->DecideRelease(id, "bob", false, "no", true);
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "held");
+  EXPECT_EQ(change.item.release().decision(), "denied");
+  EXPECT_EQ(store_->RecordDelivery(id, "mugaid", true, "").refusal, Refusal::kWrongState);
+
+  change = store_->RequestRelease(id, "alice", "second");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  // A new request starts a new release.
+  EXPECT_EQ(change.item.release().decision(), "");
+  EXPECT_EQ(change.item.release().request_reason(), "second");
+  change = store_->DecideRelease(id, "alice", true, "alone", false);
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "released");
+  EXPECT_EQ(change.item.release().decided_by(), "alice");
+
+  std::string other = Hold("other mail");
+  ASSERT_EQ(store_->RequestRelease(other, "alice", "x").refusal, Refusal::kNone);
+  change = store_->Delete(other, "bob", "withdrawn");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "deleted");
+  EXPECT_EQ(Actions(store_->ReadAudit(0, 0, id)),
+            (std::vector<std::string>{"vault.hold", "release.request", "release.deny", "release.request",
+                                      "release.approve"}));
+}
+
+TEST_F(StoreTest, PurgeExpiresByOutcomeRetentionAndIsIdempotent) {
+  store_.reset();
+  options_.retention_days = 30;
+  options_.retention_days_by_outcome = {{"delivered_with_removals", 7}};
+  Reopen();
+  std::string shared = "shared original";
+  std::string quarantined = Hold("quarantined original");
+  std::string removals = Hold("removals original", "delivered_with_removals");
+  std::string removals_shared = Hold(shared, "delivered_with_removals");
+  std::string quarantined_shared = Hold(shared);
+  std::string deleted = Hold("deleted original");
+  ASSERT_EQ(store_->Delete(deleted, "alice", "x").refusal, Refusal::kNone);
+  std::string requested = Hold("requested original", "delivered_with_removals");
+  ASSERT_EQ(store_->RequestRelease(requested, "alice", "x").refusal, Refusal::kNone);
+  std::string plain = RecordPlain("plain", "delivered_with_removals");
+  EXPECT_EQ(Count("blobs"), 4);
+
+  system_clock::time_point now = system_clock::now();
+  ItemStore::PurgeResult result = store_->Purge(now + hours(24 * 6));
+  EXPECT_EQ(result.expired, 0u);
+  EXPECT_EQ(result.blobs_removed, 0u);
+
+  result = store_->Purge(now + hours(24 * 8));
+  EXPECT_EQ(result.expired, 3u);        // removals, removals_shared, requested
+  EXPECT_EQ(result.blobs_removed, 2u);  // the shared one is still quarantined_shared's
+  EXPECT_EQ(State(removals), "expired");
+  EXPECT_EQ(State(removals_shared), "expired");
+  EXPECT_EQ(State(requested), "expired");
+  EXPECT_EQ(State(quarantined), "held");
+  EXPECT_EQ(State(deleted), "deleted");
+  EXPECT_EQ(State(plain), "");
+  EXPECT_FALSE(store_->ReadOriginal(removals).has_value());
+  EXPECT_EQ(store_->ReadOriginal(quarantined_shared), shared);
+  EXPECT_EQ(Count("blobs"), 2);
+
+  result = store_->Purge(now + hours(24 * 8));
+  EXPECT_EQ(result.expired, 0u);
+  EXPECT_EQ(result.blobs_removed, 0u);
+
+  result = store_->Purge(now + hours(24 * 31));
+  EXPECT_EQ(result.expired, 2u);
+  EXPECT_EQ(result.blobs_removed, 2u);
+  EXPECT_EQ(State(quarantined), "expired");
+  EXPECT_EQ(State(deleted), "deleted");
+  EXPECT_EQ(Count("blobs"), 0);
+  EXPECT_EQ(Count("items"), 7);
+  std::vector<v1::AuditEntry> expiry = store_->ReadAudit(0, 0, quarantined);
+  ASSERT_EQ(expiry.size(), 2u);
+  EXPECT_EQ(expiry[1].action(), "vault.expire");
+  EXPECT_EQ(expiry[1].actor(), "mugaid");
+  EXPECT_EQ(expiry[1].detail(), "retention of 30 days");
+  EXPECT_EQ(store_->Delete(quarantined, "alice", "x").refusal, Refusal::kWrongState);
+  EXPECT_TRUE(store_->VerifyAudit().ok());
+}
+
+TEST_F(StoreTest, ConcurrentPurgesFromTwoStoresExpireEachItemOnce) {
+  constexpr int kItems = 40;
+  for (int i = 0; i < kItems; ++i) Hold("original " + std::to_string(i % 10));
+  // A second store on the same database: another process.
+  std::unique_ptr<ItemStore> other = OpenItemStore(options_);
+  system_clock::time_point later = system_clock::now() + hours(24 * 31);
+  ItemStore::PurgeResult results[2];
+  std::thread a([&] { results[0] = store_->Purge(later); });
+  std::thread b([&] { results[1] = other->Purge(later); });
+  a.join();
+  b.join();
+  EXPECT_EQ(results[0].expired + results[1].expired, static_cast<uint64_t>(kItems));
+  EXPECT_EQ(results[0].blobs_removed + results[1].blobs_removed, 10u);
+  EXPECT_EQ(Count("blobs"), 0);
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_TRUE(verification.ok()) << verification.problem();
+  EXPECT_EQ(verification.entries(), static_cast<uint64_t>(2 * kItems));
+}
+
+TEST_F(StoreTest, StatisticsCountByDayOutcomeAndFindingCode) {
+  struct Item {
+    std::string day, outcome;
+    std::vector<std::string> codes;
+  };
+  const std::vector<Item> items = {
+      {"20260101", "quarantined", {"av.detected"}},
+      {"20260101", "quarantined", {"av.detected", "archive.encrypted"}},
+      {"20260101", "delivered", {}},
+      {"20260102", "delivered_with_removals", {"html.script"}},
+      {"20260102", "delivered_with_removals", {"html.script"}},
+      {"20260103", "delivered", {}},
+  };
+  for (size_t i = 0; i < items.size(); ++i) {
+    v1::Report report = MakeReport(items[i].outcome, "x");
+    SetStamp(&report, items[i].day, static_cast<int>(i));
+    for (const std::string& code : items[i].codes) AddFinding(report.mutable_item(), code);
+    store_->Record(&report, nullptr, v1::ItemSummary());
+  }
+  auto rows = [](const std::vector<v1::DailyCount>& counts) {
+    std::vector<std::string> text;
+    for (const v1::DailyCount& count : counts) {
+      text.push_back(count.day() + " " + count.outcome() + " " + count.finding_code() + " " +
+                     std::to_string(count.count()));
+    }
+    return text;
+  };
+  EXPECT_EQ(rows(store_->Statistics("2026-01-01T00:00:00Z", "2026-01-03T00:00:00Z")),
+            (std::vector<std::string>{
+                "2026-01-01 delivered  1",
+                "2026-01-01 quarantined  2",
+                "2026-01-01 quarantined archive.encrypted 1",
+                "2026-01-01 quarantined av.detected 2",
+                "2026-01-02 delivered_with_removals  2",
+                "2026-01-02 delivered_with_removals html.script 2",
+            }));
+  EXPECT_EQ(rows(store_->Statistics("2026-01-03T00:00:00Z", "")),
+            (std::vector<std::string>{"2026-01-03 delivered  1"}));
+  EXPECT_EQ(store_->Statistics("", "").size(), 7u);
+  EXPECT_TRUE(store_->Statistics("2027-01-01T00:00:00Z", "").empty());
+}
+
+class AuditChainTest : public StoreTest {
+ protected:
+  void SetUp() override {
+    StoreTest::SetUp();
+    for (int i = 1; i <= 5; ++i) {
+      store_->Audit("alice", "call.read", "item-" + std::to_string(i % 2), "entry " + std::to_string(i));
+    }
+  }
+  void ExpectBrokenAt(uint64_t seq) {
+    v1::AuditVerification verification = store_->VerifyAudit();
+    EXPECT_FALSE(verification.ok());
+    EXPECT_EQ(verification.first_bad_seq(), seq) << verification.problem();
+    EXPECT_FALSE(verification.problem().empty());
+  }
+};
+
+TEST_F(AuditChainTest, VerifiesAndReads) {
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_TRUE(verification.ok()) << verification.problem();
+  EXPECT_EQ(verification.entries(), 5u);
+  std::vector<v1::AuditEntry> entries = store_->ReadAudit(0, 0, "");
+  ASSERT_EQ(entries.size(), 5u);
+  EXPECT_EQ(verification.head_hash(), entries[4].hash());
+  for (size_t i = 0; i < entries.size(); ++i) {
+    EXPECT_EQ(entries[i].seq(), i + 1);
+    EXPECT_EQ(entries[i].detail(), "entry " + std::to_string(i + 1));
+    EXPECT_TRUE(HasShape(entries[i].hash(), std::string(64, 'f'))) << entries[i].hash();
+    if (i > 0) {
+      EXPECT_EQ(entries[i].prev_hash(), entries[i - 1].hash());
+    }
+  }
+  EXPECT_EQ(store_->ReadAudit(3, 0, "").size(), 2u);
+  EXPECT_EQ(store_->ReadAudit(0, 2, "").size(), 2u);
+  std::vector<v1::AuditEntry> odd = store_->ReadAudit(0, 0, "item-1");
+  ASSERT_EQ(odd.size(), 3u);
+  EXPECT_EQ(odd[1].seq(), 3u);
+  EXPECT_EQ(store_->ReadAudit(1, 1, "item-1")[0].seq(), 3u);
+}
+
+TEST_F(AuditChainTest, EditedEntryFails) {
+  Sql("UPDATE audit SET detail = 'nothing happened' WHERE seq = 3");
+  ExpectBrokenAt(3);
+}
+
+TEST_F(AuditChainTest, EditedActorFailsEvenWithItsHashRecomputedWithoutTheKey) {
+  Sql("UPDATE audit SET actor = 'mallory', hash = $1 WHERE seq = 4", {Sha256Hex("forged")});
+  ExpectBrokenAt(4);
+}
+
+TEST_F(AuditChainTest, RemovedEntryFails) {
+  Sql("DELETE FROM audit WHERE seq = 3");
+  ExpectBrokenAt(3);
+}
+
+TEST_F(AuditChainTest, RemovedFirstEntryFails) {
+  Sql("DELETE FROM audit WHERE seq = 1");
+  ExpectBrokenAt(1);
+}
+
+TEST_F(AuditChainTest, SwappedEntriesFail) {
+  // Entry 2's contents under seq 3 and the other way round.
+  Sql("UPDATE audit SET seq = 100 WHERE seq = 2");
+  Sql("UPDATE audit SET seq = 2 WHERE seq = 3");
+  Sql("UPDATE audit SET seq = 3 WHERE seq = 100");
+  ExpectBrokenAt(2);
+}
+
+TEST_F(AuditChainTest, RemovedLastEntryShowsInTheHeadHash) {
+  std::string head = store_->VerifyAudit().head_hash();
+  Sql("DELETE FROM audit WHERE seq = 5");
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_TRUE(verification.ok());
+  EXPECT_EQ(verification.entries(), 4u);
+  EXPECT_NE(verification.head_hash(), head);
+}
+
+TEST_F(AuditChainTest, VerifiesAcrossPages) {
+  for (int i = 0; i < 1100; ++i) store_->Audit("bob", "call.export", "", std::to_string(i));
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_TRUE(verification.ok()) << verification.problem();
+  EXPECT_EQ(verification.entries(), 1105u);
+  Sql("UPDATE audit SET detail = 'x' WHERE seq = 1050");
+  ExpectBrokenAt(1050);
 }
 
 TEST_F(StoreTest, ReopenedStoreSeesAllData) {
   std::string original = "persisted original";
-  std::string id = Quarantine(original);
-  v1::Report delivered = MakeReport("delivered", "clean");
-  store_->Record(&delivered, nullptr);
-  store_.reset();
-
-  store_ = ItemStore::Open(data_dir_);
-  EXPECT_EQ(Ids(store_->ListQuarantined(0, "")), std::vector<std::string>{id});
-  std::optional<v1::QuarantineItem> got = store_->GetQuarantined(id);
+  std::string id = Hold(original);
+  std::string plain = RecordPlain("clean");
+  Reopen();
+  EXPECT_EQ(Ids(store_->Search({.state = "vault"})), std::vector<std::string>{id});
+  std::optional<v1::VaultItem> got = store_->Get(id);
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(got->report().item_id(), id);
   EXPECT_EQ(store_->ReadOriginal(id), original);
-  EXPECT_EQ(Sql(data_dir_ / "mugai.db", "SELECT count(*) FROM items"), "2");
+  EXPECT_TRUE(store_->Get(plain).has_value());
+  EXPECT_EQ(Count("items"), 2);
+  // The chain continues across restarts.
+  store_->Audit("alice", "call.read", id, "");
+  EXPECT_EQ(store_->VerifyAudit().entries(), 2u);
 }
 
-TEST_F(StoreTest, ConcurrentRecordsAllLand) {
-  constexpr int kThreads = 8;
-  constexpr int kPerThread = 25;
-  std::mutex mutex;
-  std::vector<std::pair<std::string, std::string>> recorded;  // id, original
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < kPerThread; ++i) {
-        // Few distinct originals, so threads share blobs.
-        std::string original = "payload " + std::to_string((t * kPerThread + i) % 7);
-        v1::Report report = MakeReport("quarantined", original);
-        EXPECT_NO_THROW(store_->Record(&report, &original));
-        std::lock_guard lock(mutex);
-        recorded.emplace_back(report.item_id(), original);
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
-
-  std::vector<v1::QuarantineItem> listed = store_->ListQuarantined(1000, "");
-  ASSERT_EQ(listed.size(), static_cast<size_t>(kThreads * kPerThread));
-  std::set<std::string> listed_ids;
-  for (const v1::QuarantineItem& item : listed) listed_ids.insert(item.id());
-  EXPECT_EQ(listed_ids.size(), listed.size());
-  for (const auto& [id, original] : recorded) {
-    EXPECT_TRUE(listed_ids.count(id)) << id;
-    EXPECT_EQ(store_->ReadOriginal(id), original);
-  }
-}
-
-TEST_F(StoreTest, FailedBlobWriteLeavesNoRecord) {
-  // Root ignores file modes, so the blob's fan-out directory is blocked by a
-  // regular file instead.
-  std::string original = "cannot be stored";
-  fs::path blocker = BlobPath(original).parent_path();
-  std::ofstream(blocker).put('x');
+TEST_F(StoreTest, FailedRecordLeavesNoRowBlobOrAuditEntry) {
+  std::string original = "blob and audit entry written, row refused";
   v1::Report report = MakeReport("quarantined", original);
-  EXPECT_THROW(store_->Record(&report, &original), StoreError);
-  EXPECT_TRUE(report.item_id().empty());
-  EXPECT_TRUE(store_->ListQuarantined(0, "").empty());
-  EXPECT_EQ(Sql(data_dir_ / "mugai.db", "SELECT count(*) FROM items"), "0");
+  SetStamp(&report, "20260101", 1);
+  std::string taken = report.item_id();
+  v1::Report first = MakeReport("delivered", "first");
+  first.set_item_id(taken);
+  first.set_received_at(report.received_at());
+  store_->Record(&first, nullptr, v1::ItemSummary());
 
-  fs::remove(blocker);
-  store_->Record(&report, &original);
-  EXPECT_EQ(store_->ReadOriginal(report.item_id()), original);
-}
-
-TEST_F(StoreTest, FailedInsertLeavesNoRecord) {
-  Sql(data_dir_ / "mugai.db",
-      "CREATE TRIGGER fail BEFORE INSERT ON items BEGIN SELECT RAISE(ABORT, 'injected'); END");
-  std::string original = "blob written, row refused";
-  v1::Report report = MakeReport("quarantined", original);
-  try {
-    store_->Record(&report, &original);
-    ADD_FAILURE() << "Record succeeded";
-  } catch (const StoreError& e) {
-    EXPECT_NE(std::string(e.what()).find("injected"), std::string::npos) << e.what();
-  }
-  EXPECT_TRUE(report.item_id().empty());
-  EXPECT_EQ(Sql(data_dir_ / "mugai.db", "SELECT count(*) FROM items"), "0");
+  EXPECT_THROW(store_->Record(&report, &original, v1::ItemSummary()), StoreError);  // duplicate id
+  EXPECT_EQ(report.outcome(), "quarantined");
+  EXPECT_EQ(Count("items"), 1);
+  EXPECT_EQ(Count("blobs"), 0);
+  EXPECT_EQ(Count("audit"), 0);
 }
 
 TEST_F(StoreTest, MismatchedOriginalIsRefused) {
   std::string original = "these bytes";
   v1::Report report = MakeReport("quarantined", "other bytes");
-  EXPECT_THROW(store_->Record(&report, &original), StoreError);
-  EXPECT_FALSE(fs::exists(BlobPath(original)));
-  EXPECT_TRUE(store_->ListQuarantined(0, "").empty());
+  EXPECT_THROW(store_->Record(&report, &original, v1::ItemSummary()), StoreError);
+  EXPECT_TRUE(report.item_id().empty());
+  EXPECT_EQ(Count("items"), 0);
+  EXPECT_EQ(Count("blobs"), 0);
 }
 
 TEST_F(StoreTest, FindingCodesAreCollectedFromChildrenOnce) {
@@ -371,32 +845,282 @@ TEST_F(StoreTest, FindingCodesAreCollectedFromChildrenOnce) {
   AddFinding(nested, "av.detected");
   AddFinding(nested, "archive.encrypted");
   AddFinding(root->add_children(), "type.mismatch");
-  store_->Record(&report, &original);
+  store_->Record(&report, &original, v1::ItemSummary());
 
-  std::optional<v1::QuarantineItem> got = store_->GetQuarantined(report.item_id());
+  std::optional<v1::VaultItem> got = store_->Get(report.item_id());
   ASSERT_TRUE(got.has_value());
   EXPECT_EQ(std::vector<std::string>(got->finding_codes().begin(), got->finding_codes().end()),
             (std::vector<std::string>{"type.mismatch", "av.detected", "archive.encrypted"}));
+  EXPECT_EQ(Ids(store_->Search({.finding_code = "archive.encrypted"})), std::vector<std::string>{report.item_id()});
 }
 
 TEST_F(StoreTest, FindingCodeWithSpaceIsRefused) {
   v1::Report report = MakeReport("quarantined", "x");
   AddFinding(report.mutable_item(), "not a code");
-  EXPECT_THROW(store_->Record(&report, nullptr), StoreError);
-  EXPECT_TRUE(store_->ListQuarantined(0, "").empty());
+  EXPECT_THROW(store_->Record(&report, nullptr, v1::ItemSummary()), StoreError);
+  EXPECT_EQ(Count("items"), 0);
 }
 
-TEST(BlobStoreTest, RejectsNamesThatAreNotDigests) {
-  std::string temp = (fs::temp_directory_path() / "mugai-blobs-XXXXXX").string();
-  ASSERT_NE(::mkdtemp(temp.data()), nullptr);
-  {
-    BlobStore blobs(fs::path(temp) / "blobs");
-    EXPECT_THROW(blobs.Get("../../etc/passwd"), StoreError);
-    EXPECT_THROW(blobs.Get(std::string(64, 'A')), StoreError);
-    EXPECT_FALSE(blobs.Get(std::string(64, 'a')).has_value());
-    EXPECT_NO_THROW(blobs.Remove(std::string(64, 'a')));
+TEST_F(StoreTest, ConcurrentRecordsAndStateChangesAllLand) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 12;
+  std::mutex mutex;
+  std::vector<std::pair<std::string, std::string>> kept;  // id, original
+  std::atomic<int> audit_entries{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string actor = "admin" + std::to_string(t);
+      std::string approver = "admin" + std::to_string((t + 1) % kThreads);
+      for (int i = 0; i < kPerThread; ++i) {
+        // Few distinct originals, so threads share blobs.
+        std::string original = "payload " + std::to_string((t * kPerThread + i) % 7);
+        v1::Report report = MakeReport("quarantined", original);
+        ASSERT_NO_THROW(store_->Record(&report, &original, v1::ItemSummary()));
+        std::string plain = "plain " + std::to_string(t) + " " + std::to_string(i);
+        v1::Report logged = MakeReport("delivered", plain);
+        ASSERT_NO_THROW(store_->Record(&logged, nullptr, v1::ItemSummary()));
+        const std::string& id = report.item_id();
+        ++audit_entries;
+        switch (i % 3) {
+          case 0:  // released
+            ASSERT_EQ(store_->RequestRelease(id, actor, "r").refusal, Refusal::kNone);
+            ASSERT_EQ(store_->DecideRelease(id, approver, true, "ok", true).refusal, Refusal::kNone);
+            audit_entries += 2;
+            break;
+          case 1:  // deleted
+            ASSERT_EQ(store_->Delete(id, actor, "d").refusal, Refusal::kNone);
+            audit_entries += 1;
+            continue;
+          default:  // held
+            break;
+        }
+        std::lock_guard lock(mutex);
+        kept.emplace_back(id, original);
+      }
+    });
   }
-  fs::remove_all(temp);
+  for (std::thread& thread : threads) thread.join();
+
+  EXPECT_EQ(Count("items"), 2 * kThreads * kPerThread);
+  std::vector<v1::VaultItem> vault = store_->Search({.state = "vault", .limit = 1000});
+  ASSERT_EQ(vault.size(), kept.size());
+  std::set<std::string> vault_ids;
+  for (const v1::VaultItem& item : vault) vault_ids.insert(item.id());
+  for (const auto& [id, original] : kept) {
+    EXPECT_TRUE(vault_ids.count(id)) << id;
+    EXPECT_EQ(store_->ReadOriginal(id), original);
+  }
+  EXPECT_EQ(store_->Search({.state = "released", .limit = 1000}).size(), static_cast<size_t>(kThreads * 4));
+  EXPECT_EQ(store_->Search({.state = "deleted", .limit = 1000}).size(), static_cast<size_t>(kThreads * 4));
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_TRUE(verification.ok()) << verification.problem();
+  EXPECT_EQ(verification.entries(), static_cast<uint64_t>(audit_entries.load()));
+  // Every kept original has its blob, and no blob is left without an item.
+  EXPECT_EQ(Count("blobs"), Sql("SELECT count(DISTINCT sha256) FROM items WHERE has_original = 1").Int(0, 0));
+}
+
+TEST_F(StoreTest, LostVaultKeyIsNotReplaced) {
+  if (postgres()) GTEST_SKIP() << "the data directory's key file is SQLite's";
+  Hold("sealed under the lost key");
+  store_.reset();
+  fs::remove(data_dir_ / "vault.key");
+  try {
+    OpenItemStore(options_);
+    ADD_FAILURE() << "opened";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("restore"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(data_dir_ / "vault.key"));
+}
+
+// The schema and rows the first release (schema 1) wrote, with its
+// originals in plaintext files under <data_dir>/blobs.
+void MakeV1Database(const fs::path& data_dir, const std::string& original) {
+  fs::create_directories(data_dir / "blobs" / "tmp");
+  std::string sha256 = Sha256Hex(original);
+  fs::create_directories(data_dir / "blobs" / sha256.substr(0, 2));
+  WriteFile(data_dir / "blobs" / sha256.substr(0, 2) / sha256, original);
+  v1::Report held = MakeReport("quarantined", original);
+  SetStamp(&held, "20250101", 1);
+  v1::Report plain = MakeReport("delivered", "plain");
+  SetStamp(&plain, "20250101", 2);
+  sqlite3* raw = nullptr;
+  ASSERT_EQ(sqlite3_open((data_dir / "mugai.db").c_str(), &raw), SQLITE_OK);
+  std::unique_ptr<sqlite3, decltype(&sqlite3_close)> db(raw, &sqlite3_close);
+  ASSERT_EQ(sqlite3_exec(db.get(), R"sql(
+CREATE TABLE items (
+  id TEXT PRIMARY KEY,
+  received_at TEXT NOT NULL,
+  name TEXT,
+  detected_type TEXT,
+  sha256 TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  finding_codes TEXT NOT NULL,
+  has_original INTEGER NOT NULL,
+  report BLOB NOT NULL
+);
+CREATE INDEX items_by_outcome ON items (outcome, id);
+CREATE INDEX items_by_original ON items (sha256) WHERE has_original = 1;
+PRAGMA user_version = 1;
+)sql",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  for (const v1::Report* report : {&held, &plain}) {
+    sqlite3_stmt* raw_stmt = nullptr;
+    ASSERT_EQ(sqlite3_prepare_v2(db.get(),
+                                 "INSERT INTO items VALUES (?1, ?2, 'v1.pdf', 'application/pdf', ?3, ?4, ?5, '', ?6, ?7)",
+                                 -1, &raw_stmt, nullptr),
+              SQLITE_OK);
+    std::unique_ptr<sqlite3_stmt, decltype(&sqlite3_finalize)> stmt(raw_stmt, &sqlite3_finalize);
+    std::string serialized = report->SerializeAsString();
+    sqlite3_bind_text(stmt.get(), 1, report->item_id().c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt.get(), 2, report->received_at().c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt.get(), 3, report->item().sha256().c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt.get(), 4, static_cast<int64_t>(report->item().size()));
+    sqlite3_bind_text(stmt.get(), 5, report->outcome().c_str(), -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int(stmt.get(), 6, report == &held ? 1 : 0);
+    sqlite3_bind_blob(stmt.get(), 7, serialized.data(), static_cast<int>(serialized.size()), SQLITE_TRANSIENT);
+    ASSERT_EQ(sqlite3_step(stmt.get()), SQLITE_DONE);
+  }
+}
+
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string temp = (fs::temp_directory_path() / "mugai-store-XXXXXX").string();
+    ASSERT_NE(::mkdtemp(temp.data()), nullptr);
+    root_ = temp;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  fs::path root_;
+};
+
+// SQLite only: PostgreSQL databases start at schema 2.
+class MigrationTest : public TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    options_.data_dir = root_ / "data";
+    ASSERT_NE(::mkdir(options_.data_dir.c_str(), 0700), -1);
+  }
+
+  StoreOptions options_;
+};
+
+TEST_F(MigrationTest, SealsTheV1OriginalsIntoTheDatabase) {
+  std::string original = "a v1 original, in plaintext on disk";
+  ASSERT_NO_FATAL_FAILURE(MakeV1Database(options_.data_dir, original));
+  std::unique_ptr<ItemStore> store = OpenItemStore(options_);
+  EXPECT_FALSE(fs::exists(options_.data_dir / "blobs"));
+
+  std::string held = "20250101T000000Z-000000000001";
+  std::optional<v1::VaultItem> item = store->Get(held);
+  ASSERT_TRUE(item.has_value());
+  EXPECT_EQ(item->state(), "held");
+  EXPECT_EQ(item->state_changed_at(), "2025-01-01T00:00:00Z");
+  EXPECT_EQ(item->name(), "v1.pdf");
+  EXPECT_EQ(item->report().item_id(), held);
+  EXPECT_EQ(store->ReadOriginal(held), original);
+  EXPECT_EQ(store->Get("20250101T000000Z-000000000002")->state(), "");
+  std::vector<v1::AuditEntry> audit = store->ReadAudit(0, 0, "");
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].action(), "vault.hold");
+  EXPECT_EQ(audit[0].item_id(), held);
+  EXPECT_TRUE(store->VerifyAudit().ok());
+
+  // The state machine works on migrated items.
+  EXPECT_EQ(store->Delete(held, "alice", "old").refusal, ItemStore::Refusal::kNone);
+  EXPECT_FALSE(store->ReadOriginal(held).has_value());
+  std::string files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(options_.data_dir)) files += ReadFile(entry.path());
+  store.reset();
+  EXPECT_EQ(files.find(original), std::string::npos);
+}
+
+TEST_F(MigrationTest, RefusesAV1DatabaseWhoseOriginalIsMissing) {
+  std::string original = "lost";
+  ASSERT_NO_FATAL_FAILURE(MakeV1Database(options_.data_dir, original));
+  std::string sha256 = Sha256Hex(original);
+  fs::remove(options_.data_dir / "blobs" / sha256.substr(0, 2) / sha256);
+  try {
+    OpenItemStore(options_);
+    ADD_FAILURE() << "opened";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing"), std::string::npos) << e.what();
+  }
+  // Nothing changed: the next start (with the file restored) can migrate.
+  std::unique_ptr<SqlDatabase> db = OpenSqliteDatabase(options_.data_dir / "mugai.db");
+  db->Transact([&](SqlSession& session) { EXPECT_EQ(db->SchemaVersion(session), 1); });
+  EXPECT_TRUE(fs::exists(options_.data_dir / "blobs"));
+}
+
+class VaultKeyTest : public TempDirTest {
+ protected:
+  std::string Load(std::string_view content, fs::perms perms = fs::perms::owner_read | fs::perms::owner_write) {
+    fs::path file = root_ / "key";
+    fs::remove(file);
+    WriteFile(file, content, perms);
+    return LoadVaultKey(file);
+  }
+};
+
+TEST_F(VaultKeyTest, ReadsRawAndHexKeys) {
+  std::string raw(32, '\0');
+  for (size_t i = 0; i < raw.size(); ++i) raw[i] = static_cast<char>(i * 9 + 1);
+  EXPECT_EQ(Load(raw), raw);
+  std::string hex = "000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F";
+  std::string expected;
+  for (int i = 0; i < 32; ++i) expected.push_back(static_cast<char>(i));
+  EXPECT_EQ(Load(hex), expected);
+  EXPECT_EQ(Load(hex + "\n"), expected);
+  EXPECT_EQ(Load(hex, fs::perms::owner_read | fs::perms::group_read), expected);  // warned
+}
+
+TEST_F(VaultKeyTest, RefusesAnythingElse) {
+  EXPECT_THROW(Load(""), StoreError);
+  EXPECT_THROW(Load(std::string(31, 'k')), StoreError);
+  EXPECT_THROW(Load(std::string(33, 'k')), StoreError);
+  EXPECT_THROW(Load(std::string(63, 'a')), StoreError);
+  EXPECT_THROW(Load(std::string(63, 'a') + "\n"), StoreError);
+  EXPECT_THROW(Load(std::string(64, 'a') + "\n\n"), StoreError);
+  EXPECT_THROW(Load(std::string(64, 'a') + " "), StoreError);
+  EXPECT_THROW(Load(std::string(63, 'a') + "g"), StoreError);
+  EXPECT_THROW(Load(std::string(1000, 'a')), StoreError);
+  EXPECT_THROW(LoadVaultKey(root_ / "absent"), StoreError);
+  try {
+    Load(std::string(64, 'a'), fs::perms::owner_read | fs::perms::others_read);
+    ADD_FAILURE() << "loaded";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("every user"), std::string::npos) << e.what();
+  }
+}
+
+TEST(VaultCipherTest, SealsAndOpens) {
+  VaultCipher cipher(std::string(32, 'k'));
+  std::string original = "original bytes";
+  std::string sha256 = Sha256Hex(original);
+  std::string sealed = cipher.Seal(sha256, original);
+  EXPECT_EQ(sealed.substr(0, 4), "MGV1");
+  EXPECT_EQ(sealed.size(), original.size() + VaultCipher::kSealOverhead);
+  EXPECT_NE(cipher.Seal(sha256, original), sealed);  // a fresh nonce each time
+  EXPECT_EQ(cipher.Open(sha256, sealed), original);
+  EXPECT_EQ(cipher.Open(Sha256Hex(""), cipher.Seal(Sha256Hex(""), "")), "");
+
+  EXPECT_THROW(cipher.Open(Sha256Hex("other"), sealed), StoreError);  // the digest is authenticated
+  EXPECT_THROW(cipher.Open(sha256, sealed.substr(0, 10)), StoreError);
+  std::string unknown = sealed;
+  unknown[3] = '9';
+  EXPECT_THROW(cipher.Open(sha256, unknown), StoreError);
+  // Sealed under the right key, but for content that is not the digest's.
+  EXPECT_THROW(cipher.Open(sha256, cipher.Seal(sha256, "not the original")), StoreError);
+  EXPECT_THROW(VaultCipher(std::string(32, 'j')).Open(sha256, sealed), StoreError);
+  EXPECT_THROW(VaultCipher(std::string(31, 'k')), StoreError);
+
+  EXPECT_EQ(cipher.AuditHash("m"), VaultCipher(std::string(32, 'k')).AuditHash("m"));
+  EXPECT_NE(cipher.AuditHash("m"), VaultCipher(std::string(32, 'j')).AuditHash("m"));
 }
 
 }  // namespace
