@@ -7,42 +7,29 @@
 //                            | redeliver | download | delete | stats | export ...
 //   mugai [CONNECTION] audit list | verify
 //   mugai [CONNECTION] whoami | status [--json]
+//   mugai [CONNECTION] submit | drop watch | inbox ...   (exchange_commands.h)
 //
-// CONNECTION: --server ADDR, TLS (--tls-ca, --tls-cert, --tls-key) and, for
-// the admin listener, --token-file FILE. See kUsage.
+// CONNECTION: --server ADDR, TLS (--tls-ca, --tls-cert, --tls-key) and
+// --token-file FILE. See kUsage.
 //
 // Exit codes: 0 delivered (maybe with removals) or done, 2 quarantined or
 // rejected, 3 the audit chain does not verify, 1 error (usage, connection,
 // server, refused).
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
-#include <unistd.h>
-
-#include <algorithm>
-#include <cstdlib>
 #include <filesystem>
-#include <fstream>
-#include <initializer_list>
 #include <iostream>
-#include <map>
 #include <optional>
-#include <set>
-#include <sstream>
 
 #include "mugai/v1/admin.grpc.pb.h"
 #include "mugai/v1/sanitize.grpc.pb.h"
-#include "service/wire_limits.h"
+#include "service/cli/cli_common.h"
+#include "service/cli/exchange_commands.h"
 
-namespace mugai {
+namespace mugai::cli {
 namespace {
 
 namespace fs = std::filesystem;
-
-constexpr int kExitDelivered = 0;
-constexpr int kExitError = 1;
-constexpr int kExitHeld = 2;
-constexpr int kExitAuditFailed = 3;
 
 constexpr char kUsage[] =
     "usage: mugai [--server ADDR] [--timeout SECONDS] [--tls-ca FILE [--tls-cert FILE --tls-key FILE]]\n"
@@ -68,259 +55,38 @@ constexpr char kUsage[] =
     "  audit verify                           check the audit trail's hash chain\n"
     "  whoami                                 the identity and roles mugaid sees\n"
     "  status                                 signatures and protections in force\n"
+    "File exchange (ingress, the internet side):\n"
+    "  submit PATH --to USER [--note TEXT] [--key K] [--json]\n"
+    "                                         sanitize a file into USER's inbox; --key: the idempotency key\n"
+    "                                         (default: a new random one)\n"
+    "  drop watch DIR --to USER [--note TEXT] [--interval S] [--settle S] [--once]\n"
+    "                                         submit each complete new file of DIR, then move it to DIR/done\n"
+    "                                         or DIR/failed with NAME.report.json; --once: one pass\n"
+    "File exchange (egress, the LGWAN side; the caller's own inbox):\n"
+    "  inbox list [--json]                    the entries not yet acknowledged\n"
+    "  inbox fetch ID -o DIR [--json]         one entry into DIR, SHA-256 verified (no acknowledgement)\n"
+    "  inbox sync DIR [--interval S] [--once] [--json]\n"
+    "                                         download, verify and acknowledge every new entry into DIR\n"
     "Every command takes --json where it prints something. T: a day (2026-12-01, UTC), or a time\n"
     "with Z or an offset (2026-12-01T09:00:00+09:00).\n"
     "ADDR: unix:/path or host:port; default $MUGAI_SERVER, else the built-in socket (ingress for\n"
-    "sanitize-file and sanitize-mail, admin for the rest). --tls-ca: TLS, verifying mugaid by this CA;\n"
-    "--tls-cert/--tls-key: the client certificate (the admin identity on a mutual-TLS admin listener).\n"
-    "--token-file: the admin bearer token (its first line, or the last word of it); default\n"
-    "$MUGAI_ADMIN_TOKEN_FILE, else /var/lib/mugai/admin.token when readable and no --tls-cert is given.\n"
+    "sanitize-file, sanitize-mail, submit and drop; egress for inbox; admin for the rest).\n"
+    "--tls-ca: TLS, verifying mugaid by this CA;\n"
+    "--tls-cert/--tls-key: the client certificate (the caller's identity on a mutual-TLS listener).\n"
+    "--token-file: the bearer token (its first line, or the last word of it); default for the admin\n"
+    "commands $MUGAI_ADMIN_TOKEN_FILE, else /var/lib/mugai/admin.token when readable and no --tls-cert\n"
+    "is given; for submit, drop and inbox $MUGAI_TOKEN_FILE, else none. A variable set empty: no token.\n"
     "exit: 0 delivered or done, 2 quarantined or rejected, 3 the audit chain does not verify, 1 error\n";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-// The options that take a value and belong to one command or another.
-const std::set<std::string, std::less<>> kCommandOptions = {
-    "--from", "--to",    "--sender", "--recipient", "--subject", "--code", "--outcome",
-    "--state", "--limit", "--before", "--reason",   "--item",    "--after"};
-
-struct Options {
-  std::optional<std::string> server;
-  int timeout_seconds = 600;
-  bool json = false;
-  std::optional<std::string> output;  // -o: a directory or a file, by command
-  std::optional<std::string> token_file;
-  std::string tls_ca, tls_cert, tls_key;
-  std::map<std::string, std::string, std::less<>> values;  // kCommandOptions given
-  std::vector<std::string> words;  // command and its arguments
-
-  // The value of the command option `name`, or "".
-  std::string Value(std::string_view name) const {
-    auto found = values.find(name);
-    return found == values.end() ? std::string() : found->second;
-  }
-};
-
-Options ParseArguments(int argc, char** argv) {
-  Options o;
-  for (int i = 1; i < argc; ++i) {
-    std::string arg = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw UsageError(arg + " needs a value");
-      return argv[++i];
-    };
-    if (arg == "--server") {
-      o.server = value();
-    } else if (arg == "--timeout") {
-      o.timeout_seconds = std::atoi(value().c_str());
-      if (o.timeout_seconds <= 0) throw UsageError("--timeout needs a positive number of seconds");
-    } else if (arg == "--json") {
-      o.json = true;
-    } else if (arg == "-o" || arg == "--output") {
-      o.output = value();
-    } else if (arg == "--token-file") {
-      o.token_file = value();
-    } else if (arg == "--tls-ca") {
-      o.tls_ca = value();
-    } else if (arg == "--tls-cert") {
-      o.tls_cert = value();
-    } else if (arg == "--tls-key") {
-      o.tls_key = value();
-    } else if (kCommandOptions.count(arg)) {
-      o.values[arg] = value();
-    } else if (arg == "--help" || arg == "-h") {
-      std::cout << kUsage;
-      std::exit(kExitDelivered);
-    } else if (arg.size() > 1 && arg[0] == '-') {
-      throw UsageError("unknown option " + arg);
-    } else {
-      o.words.push_back(arg);
-    }
-  }
-  if (o.words.empty()) throw UsageError("no command given");
-  if (o.tls_cert.empty() != o.tls_key.empty()) throw UsageError("--tls-cert and --tls-key go together");
-  return o;
-}
-
-// Refuses the command options that `command` does not take.
-void AcceptOnly(const Options& o, const std::string& command, std::initializer_list<std::string_view> accepted) {
-  for (const auto& [name, value] : o.values) {
-    if (std::find(accepted.begin(), accepted.end(), name) == accepted.end()) {
-      throw UsageError(command + " does not take " + name);
-    }
-  }
-}
-
-std::string ServerAddress(const Options& o, const char* builtin) {
-  if (o.server) return *o.server;
-  if (const char* env = std::getenv("MUGAI_SERVER"); env && *env) return env;
-  return builtin;
-}
-
-[[noreturn]] void Fail(const std::string& what) {
-  std::cerr << "mugai: " << what << "\n";
-  std::exit(kExitError);
-}
-
-// A certificate, key or token file: small, read whole.
-std::string ReadSmallFile(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream contents;
-  if (!in || !(contents << in.rdbuf())) Fail("cannot read " + what + " " + path);
-  return contents.str();
-}
-
-std::shared_ptr<grpc::Channel> Connect(const std::string& address, const Options& o) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(kMaxMessageBytes);
-  args.SetMaxSendMessageSize(kMaxMessageBytes);
-  if (o.tls_ca.empty() && o.tls_cert.empty()) {
-    return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
-  }
-  grpc::SslCredentialsOptions tls;  // no --tls-ca: the system's CAs
-  if (!o.tls_ca.empty()) tls.pem_root_certs = ReadSmallFile(o.tls_ca, "the CA certificate");
-  if (!o.tls_cert.empty()) {
-    tls.pem_cert_chain = ReadSmallFile(o.tls_cert, "the client certificate");
-    tls.pem_private_key = ReadSmallFile(o.tls_key, "the client key");
-  }
-  return grpc::CreateCustomChannel(address, grpc::SslCredentials(tls), args);
-}
-
-void SetDeadline(grpc::ClientContext& context, const Options& o) {
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(o.timeout_seconds));
-}
-
-// `command` names what was asked, for a refusal.
-void CheckStatus(const grpc::Status& status, const std::string& address, const std::string& command = "") {
-  if (status.ok()) return;
-  const std::string what = command.empty() ? "" : command + ": ";
-  switch (status.error_code()) {
-    case grpc::StatusCode::UNAVAILABLE:
-      Fail("cannot reach mugaid at " + address + ": " + status.error_message());
-    case grpc::StatusCode::DEADLINE_EXCEEDED:
-      Fail("mugaid at " + address + " did not answer in time");
-    case grpc::StatusCode::PERMISSION_DENIED:
-      Fail(what + "permission denied: " + status.error_message());
-    case grpc::StatusCode::UNAUTHENTICATED:
-      Fail(what + "not authenticated: " + status.error_message() +
-           " (give --token-file, or --tls-cert and --tls-key)");
-    default:
-      Fail((command.empty() ? "mugaid at " + address + ": " : what) + status.error_message());
-  }
-}
-
-std::string ToJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions options;
-  options.add_whitespace = true;
-  options.always_print_primitive_fields = true;
-  options.preserve_proto_field_names = true;
-  std::string json;
-  if (!google::protobuf::util::MessageToJsonString(message, &json, options).ok()) {
-    Fail("cannot print the reply as JSON");
-  }
-  return json;
-}
-
-void PrintFindings(const v1::ItemReport& item, const std::string& indent) {
-  for (const v1::Finding& f : item.findings()) {
-    std::cout << indent << f.code() << ": " << f.reason() << "\n";
-  }
-}
-
-// The members of a delivered archive that were left out, and why.
-void PrintRemovedMembers(const v1::ItemReport& item, const std::string& indent) {
-  for (const v1::ItemReport& member : item.children()) {
-    if (member.outcome() == "quarantined" || member.outcome() == "rejected") {
-      std::cout << indent << "removed " << member.path() << "\n";
-      PrintFindings(member, indent + "  ");
-    } else {
-      PrintRemovedMembers(member, indent);
-    }
-  }
-}
-
-int ExitFor(const std::string& outcome) {
-  return outcome == "delivered" || outcome == "delivered_with_removals" ? kExitDelivered : kExitHeld;
-}
-
-// Derivative names come from mugaid; still, a name is only ever a file name
-// inside the chosen directory.
-fs::path OutputPath(const fs::path& dir, const std::string& name) {
-  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
-    Fail("mugaid sent an unusable derivative name \"" + name + "\"");
-  }
-  return dir / name;
-}
-
-// An upload: the file at `path`, its size, opened.
-struct Upload {
-  fs::path path;
-  std::ifstream in;
-  uint64_t size = 0;
-};
-
-Upload OpenUpload(const fs::path& path) {
-  Upload upload{path, std::ifstream(path, std::ios::binary), 0};
-  if (!upload.in) Fail("cannot read " + path.string());
-  std::error_code ec;
-  upload.size = fs::file_size(path, ec);
-  if (ec) Fail("cannot read " + path.string() + ": " + ec.message());
-  return upload;
-}
-
-// Sends `header` and then the upload's bytes as chunks. The server may stop
-// reading early (an oversized upload is refused from its header); a failed
-// write then just means it has answered already.
-template <typename Request, typename Stream>
-void Send(Stream& stream, const Request& header, Upload& upload) {
-  bool writing = stream.Write(header);
-  std::string buffer(kChunkBytes, '\0');
-  while (writing && upload.in) {
-    upload.in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    if (upload.in.gcount() <= 0) break;
-    Request chunk;
-    chunk.set_chunk(buffer.substr(0, static_cast<size_t>(upload.in.gcount())));
-    writing = stream.Write(chunk);
-  }
-  stream.WritesDone();
-}
-
-// Writes `bytes` to `target` through a temporary file beside it, so a
-// half-written file never has the final name. `owner_only`: mode 0600, for
-// an original that may be malware.
-void WriteFile(const fs::path& target, const std::string& bytes, bool owner_only = false) {
-  fs::path partial = target.string() + ".part";
-  {
-    std::ofstream out(partial, std::ios::binary | std::ios::trunc);
-    std::error_code ec;
-    if (owner_only) fs::permissions(partial, fs::perms::owner_read | fs::perms::owner_write, ec);
-    if (ec) Fail("cannot restrict " + partial.string() + ": " + ec.message());
-    out << bytes;
-    if (!out.flush()) Fail("cannot write " + partial.string());
-  }
-  std::error_code ec;
-  fs::rename(partial, target, ec);
-  if (ec) Fail("cannot write " + target.string() + ": " + ec.message());
-}
-
-void PrintSummary(const Upload& upload, const v1::Report& report) {
-  const v1::ItemReport& item = report.item();
-  std::cout << upload.path.filename().string() << ": " << report.outcome() << " (item " << report.item_id() << ", "
-            << item.detected_type() << ")\n";
-  PrintFindings(item, "  ");
-  if (report.outcome() == "delivered_with_removals") PrintRemovedMembers(item, "  ");
-}
-
+constexpr char kDefaultTokenFile[] = "/var/lib/mugai/admin.token";
 int SanitizeFile(const Options& o) {
   if (o.words.size() != 2) throw UsageError("sanitize-file takes one PATH");
   AcceptOnly(o, "sanitize-file", {});
   Upload upload = OpenUpload(o.words[1]);
-  const std::string address = ServerAddress(o, "unix:/run/mugai/ingress.sock");
-  auto stub = v1::Sanitizer::NewStub(Connect(address, o));
+  const Connection ingress(o, kIngressSocket, BearerToken(o, "MUGAI_TOKEN_FILE", nullptr));
+  auto stub = v1::Sanitizer::NewStub(ingress.channel());
   grpc::ClientContext context;
-  SetDeadline(context, o);
+  ingress.Prepare(context);
   auto stream = stub->SanitizeFile(&context);
   v1::SanitizeFileRequest header;
   header.mutable_header()->set_name(upload.path.filename().string());
@@ -341,7 +107,7 @@ int SanitizeFile(const Options& o) {
       derivatives[response.chunk().index()] += response.chunk().data();
     }
   }
-  CheckStatus(stream->Finish(), address);
+  ingress.Check(stream->Finish());
   if (!have_report) Fail("mugaid sent no report");
 
   const v1::ItemReport& item = report.item();
@@ -356,7 +122,7 @@ int SanitizeFile(const Options& o) {
   if (o.json) {
     std::cout << ToJson(report);
   } else {
-    PrintSummary(upload, report);
+    PrintSummary(upload.path.filename().string(), report);
     for (const v1::Derivative& d : item.derivatives()) {
       std::cout << "  -> " << (o.output ? (fs::path(*o.output) / d.name()).string() : d.name())
                 << " (" << d.size() << " bytes, sha256 " << d.sha256() << ")\n";
@@ -369,10 +135,10 @@ int SanitizeMail(const Options& o) {
   if (o.words.size() != 2) throw UsageError("sanitize-mail takes one MESSAGE");
   AcceptOnly(o, "sanitize-mail", {});
   Upload upload = OpenUpload(o.words[1]);
-  const std::string address = ServerAddress(o, "unix:/run/mugai/ingress.sock");
-  auto stub = v1::Sanitizer::NewStub(Connect(address, o));
+  const Connection ingress(o, kIngressSocket, BearerToken(o, "MUGAI_TOKEN_FILE", nullptr));
+  auto stub = v1::Sanitizer::NewStub(ingress.channel());
   grpc::ClientContext context;
-  SetDeadline(context, o);
+  ingress.Prepare(context);
   auto stream = stub->SanitizeMessage(&context);
   v1::SanitizeMessageRequest header;
   header.mutable_header()->set_size(upload.size);
@@ -385,14 +151,14 @@ int SanitizeMail(const Options& o) {
     if (response.has_report()) report = response.report();
     if (response.has_chunk()) message += response.chunk();
   }
-  CheckStatus(stream->Finish(), address);
+  ingress.Check(stream->Finish());
   if (!report) Fail("mugaid sent no report");
   const bool delivered = ExitFor(report->outcome()) == kExitDelivered;
   if (delivered && o.output) WriteFile(*o.output, message);
   if (o.json) {
     std::cout << ToJson(*report);
   } else {
-    PrintSummary(upload, *report);
+    PrintSummary(upload.path.filename().string(), *report);
     if (delivered) {
       std::cout << "  -> " << (o.output ? *o.output : std::string("(not written; use -o OUT.eml)")) << " ("
                 << message.size() << " bytes)\n";
@@ -401,52 +167,22 @@ int SanitizeMail(const Options& o) {
   return ExitFor(report->outcome());
 }
 
-constexpr char kAdminSocket[] = "unix:/run/mugai/admin.sock";
-constexpr char kDefaultTokenFile[] = "/var/lib/mugai/admin.token";
-
-// The admin bearer token (see kUsage), or nullopt to send none.
-std::optional<std::string> AdminToken(const Options& o) {
-  std::string path;
-  if (o.token_file) {
-    path = *o.token_file;
-  } else if (const char* env = std::getenv("MUGAI_ADMIN_TOKEN_FILE"); env && *env) {
-    path = env;
-  } else if (o.tls_cert.empty() && ::access(kDefaultTokenFile, R_OK) == 0) {
-    path = kDefaultTokenFile;
-  } else {
-    return std::nullopt;
-  }
-  std::istringstream lines(ReadSmallFile(path, "the admin token file"));
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream words(line);
-    std::string word, last;
-    while (words >> word) last = word;
-    if (!last.empty() && line.find_first_not_of(" \t") != line.find('#')) return last;
-  }
-  Fail("no token in " + path);
-}
 
 // The admin listener; every call carries the deadline and the token.
 class AdminClient {
  public:
   explicit AdminClient(const Options& o)
-      : options_(o), address_(ServerAddress(o, kAdminSocket)), stub_(v1::Admin::NewStub(Connect(address_, o))),
-        token_(AdminToken(o)) {}
-
-  void Prepare(grpc::ClientContext& context) const {
-    SetDeadline(context, options_);
-    if (token_) context.AddMetadata("authorization", "Bearer " + *token_);
-  }
+      : connection_(o, kAdminSocket, BearerToken(o, "MUGAI_ADMIN_TOKEN_FILE", kDefaultTokenFile)),
+        stub_(v1::Admin::NewStub(connection_.channel())) {}
 
   // One unary call of `method`; a failure ends the program naming `command`.
   template <typename Request, typename Response>
   Response Call(grpc::Status (v1::Admin::Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                 const Request& request, const std::string& command) const {
     grpc::ClientContext context;
-    Prepare(context);
+    connection_.Prepare(context);
     Response response;
-    Check((stub_.get()->*method)(&context, request, &response), command);
+    connection_.Check((stub_.get()->*method)(&context, request, &response), command);
     return response;
   }
 
@@ -456,23 +192,17 @@ class AdminClient {
                            grpc::ClientContext*, const Request&),
                        const Request& request, const std::string& command) const {
     grpc::ClientContext context;
-    Prepare(context);
+    connection_.Prepare(context);
     std::unique_ptr<grpc::ClientReader<Response>> reader = (stub_.get()->*method)(&context, request);
     std::string bytes;
     for (Response response; reader->Read(&response);) bytes += response.chunk();
-    Check(reader->Finish(), command);
+    connection_.Check(reader->Finish(), command);
     return bytes;
   }
 
-  void Check(const grpc::Status& status, const std::string& command) const {
-    CheckStatus(status, address_, command);
-  }
-
  private:
-  const Options& options_;
-  const std::string address_;
+  const Connection connection_;
   const std::unique_ptr<v1::Admin::Stub> stub_;
-  const std::optional<std::string> token_;
 };
 
 std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& values, const std::string& separator) {
@@ -485,26 +215,6 @@ std::string Joined(const google::protobuf::RepeatedPtrField<std::string>& values
 const std::string& ItemId(const Options& o, const std::string& command) {
   if (o.words.size() != 3) throw UsageError(command + " takes one ID");
   return o.words[2];
-}
-
-std::string Required(const Options& o, std::string_view name, const std::string& command) {
-  std::string value = o.Value(name);
-  if (value.empty()) throw UsageError(command + " needs " + std::string(name));
-  return value;
-}
-
-uint64_t Number(const Options& o, std::string_view name) {
-  const std::string value = o.Value(name);
-  if (value.empty()) return 0;
-  size_t end = 0;
-  uint64_t number = 0;
-  try {
-    number = std::stoull(value, &end);
-  } catch (const std::exception&) {
-    end = 0;
-  }
-  if (end != value.size() || value[0] == '-') throw UsageError(std::string(name) + " needs a number");
-  return number;
 }
 
 uint32_t Limit(const Options& o) {
@@ -788,12 +498,12 @@ int WhoAmI(const Options& o) {
 int Status(const Options& o) {
   if (o.words.size() != 1) throw UsageError("status takes no arguments");
   AcceptOnly(o, "status", {});
-  const std::string address = ServerAddress(o, kAdminSocket);
-  auto stub = v1::Status::NewStub(Connect(address, o));
+  const Connection admin(o, kAdminSocket, BearerToken(o, "MUGAI_ADMIN_TOKEN_FILE", kDefaultTokenFile));
+  auto stub = v1::Status::NewStub(admin.channel());
   grpc::ClientContext context;
-  SetDeadline(context, o);
+  admin.Prepare(context);
   v1::DaemonStatus status;
-  CheckStatus(stub->GetStatus(&context, v1::GetStatusRequest(), &status), address);
+  admin.Check(stub->GetStatus(&context, v1::GetStatusRequest(), &status));
   if (o.json) {
     std::cout << ToJson(status);
     return kExitDelivered;
@@ -810,7 +520,7 @@ int Status(const Options& o) {
 
 int Run(int argc, char** argv) {
   try {
-    Options o = ParseArguments(argc, argv);
+    Options o = ParseArguments(argc, argv, kUsage);
     const std::string& command = o.words[0];
     if (command == "sanitize-file") return SanitizeFile(o);
     if (command == "sanitize-mail") return SanitizeMail(o);
@@ -819,14 +529,19 @@ int Run(int argc, char** argv) {
     if (command == "audit") return Audit(o);
     if (command == "whoami") return WhoAmI(o);
     if (command == "status") return Status(o);
+    if (command == "submit") return Submit(o);
+    if (command == "drop") return Drop(o);
+    if (command == "inbox") return Inbox(o);
     throw UsageError("unknown command " + command);
   } catch (const UsageError& e) {
     std::cerr << "mugai: " << e.what() << "\n" << kUsage;
     return kExitError;
+  } catch (const std::exception& e) {
+    Fail(e.what());
   }
 }
 
 }  // namespace
-}  // namespace mugai
+}  // namespace mugai::cli
 
-int main(int argc, char** argv) { return mugai::Run(argc, argv); }
+int main(int argc, char** argv) { return mugai::cli::Run(argc, argv); }

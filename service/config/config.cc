@@ -242,6 +242,12 @@ Config LoadConfig(const std::string& path) {
     });
     t.Number("purge_interval_seconds", &config.purge_interval_seconds, 1, 86400);
   });
+  reader.Table("exchange", [&](TableReader& t) {
+    t.Number("inbox_retention_days", &config.store.inbox_retention_days, 1, 36500);
+    t.Bool("keep_acknowledged", &config.store.keep_acknowledged);
+    t.String("ingress_tokens_file", &config.exchange.ingress_tokens_file);
+    t.String("egress_tokens_file", &config.exchange.egress_tokens_file);
+  });
   reader.Table("admin", [&](TableReader& t) {
     AdminConfig& a = config.admin_access;
     t.Bool("two_person_rule", &a.two_person_rule);

@@ -61,6 +61,14 @@ struct ReleaseConfig {
   unsigned timeout_seconds = 60;
 };
 
+// The [exchange] table's listener side: bearer tokens ("IDENTITY TOKEN"
+// lines) for callers of the ingress and egress listeners that have no
+// client certificate (a listener without a client CA). Empty: on ingress,
+// such callers submit as "anonymous"; on egress they are refused.
+struct ExchangeConfig {
+  std::string ingress_tokens_file, egress_tokens_file;
+};
+
 struct Config {
   std::string data_dir = "/var/lib/mugai";
   std::string signatures;  // empty: the system ClamAV database, else the test signatures
@@ -91,6 +99,7 @@ struct Config {
   MilterConfig milter;
   StoreOptions store;  // [store] and [vault]; store.data_dir is data_dir
   unsigned purge_interval_seconds = 3600;  // [vault] how often retention is enforced
+  ExchangeConfig exchange;  // and [exchange] inbox_* in store
   AdminConfig admin_access;  // [admin] (`admin` above is the listener address)
   ReleaseConfig release;
   unsigned shutdown_grace_seconds = 30;  // in-flight work may finish within this

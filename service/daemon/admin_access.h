@@ -1,12 +1,12 @@
 // Who is calling the admin listener, and what their roles let them do.
 //
-// A caller is identified by its verified TLS client certificate (the
-// listener has a client CA: the certificate's CN, or a SAN that the
-// configuration names) or else by a bearer token ("authorization: Bearer
-// TOKEN") from [admin] tokens_file. With neither a tokens file nor a client
-// CA, one token is made on first start in <data_dir>/admin.token for the
-// identity "local-admin", which then has every role: the embedded default,
-// reachable only by whoever can read that file.
+// A caller is identified as on every listener (caller_identity.h): by its
+// verified TLS client certificate (the certificate's CN, or a SAN that the
+// configuration gives roles) or else by a bearer token from [admin]
+// tokens_file. With neither a tokens file nor a client CA, one token is
+// made on first start in <data_dir>/admin.token for the identity
+// "local-admin", which then has every role: the embedded default, reachable
+// only by whoever can read that file.
 //
 // The role rules are proto/mugai/v1/admin.proto's header comment.
 #pragma once
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "service/config/config.h"
+#include "service/daemon/caller_identity.h"
 
 namespace mugai {
 
@@ -60,20 +61,16 @@ class AdminAccess {
 
   // The token file made for "local-admin", or "" when it is not in use.
   const std::filesystem::path& default_token_file() const { return default_token_file_; }
+  const CallerIdentities& identities() const { return identities_; }
 
  private:
-  AdminCaller WithRoles(std::string identity) const;
-  // The identity whose token is `token`, or "" — comparing with every
-  // token in constant time.
-  std::string TokenIdentity(std::string_view token) const;
+  // The tokens of config.tokens_file, or the default token (which gets
+  // every role).
+  std::vector<CallerIdentities::Token> LoadTokens(const AdminConfig& config);
 
   std::map<std::string, uint8_t> roles_;
-  struct Token {
-    std::string identity;
-    std::string sha256;  // compared instead of the token, so lengths leak nothing
-  };
-  std::vector<Token> tokens_;
-  std::filesystem::path default_token_file_;
+  const std::filesystem::path default_token_file_;
+  const CallerIdentities identities_;
 };
 
 }  // namespace mugai

@@ -218,8 +218,7 @@ ReleaseDelivery::Result AdminService::HandOver(const v1::VaultItem& item) {
   const std::string download = "; an approver can download the original";
   const v1::ItemSummary& summary = item.summary();
   if (summary.kind() != "mail") {
-    return {false, "not delivered: file originals go to the recipient's LGWAN inbox (issue 9), which does not exist "
-                   "yet" + download};
+    return {false, "not delivered: the file was not submitted to an inbox (it came by SanitizeFile)" + download};
   }
   if (!delivery_) return {false, "not delivered: no delivery path is configured ([release] smtp_url)" + download};
   if (summary.recipients().empty()) return {false, "not delivered: the mail has no envelope recipients" + download};
@@ -237,6 +236,10 @@ ReleaseDelivery::Result AdminService::HandOver(const v1::VaultItem& item) {
 }
 
 ItemStore::Change AdminService::Deliver(const v1::VaultItem& item, std::string_view actor) {
+  // A submitted file's original goes where its derivatives went.
+  if (item.summary().kind() == "file" && !item.summary().recipients().empty()) {
+    return store_.ReleaseToInbox(item.id(), actor);
+  }
   ReleaseDelivery::Result result = HandOver(item);
   return store_.RecordDelivery(item.id(), actor, result.delivered, result.detail);
 }

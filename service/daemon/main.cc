@@ -88,6 +88,20 @@ std::shared_ptr<grpc::ServerCredentials> Credentials(const std::string& name, co
   return grpc::SslServerCredentials(options);
 }
 
+// Who submits on ingress when the listener identifies nobody (no client
+// CA, no tokens): the embedded default, a local unix socket.
+constexpr char kAnonymousSubmitter[] = "anonymous";
+
+// How the Exchange and Inbox services on listener `name` know their
+// callers: its client CA, else its [exchange] tokens file.
+CallerIdentities ListenerIdentities(const std::string& name, const ListenerTls& tls, const std::string& tokens_file,
+                                    std::string fixed_identity) {
+  const std::string setting = "[exchange] " + name + "_tokens_file";
+  std::vector<CallerIdentities::Token> tokens;
+  if (!tokens_file.empty()) tokens = CallerIdentities::ReadTokensFile(tokens_file, setting);
+  return CallerIdentities(name, setting, !tls.client_ca_file.empty(), std::move(tokens), std::move(fixed_identity));
+}
+
 // A unix socket path is prepared here: its directory made, a stale socket
 // from an earlier run removed.
 void PrepareAddress(const std::string& address) {
@@ -146,6 +160,13 @@ int Run(int argc, char** argv) {
     LogInfo(std::string("admin token for \"") + kLocalAdmin + "\" (every role) in " +
             access.default_token_file().string());
   }
+  const CallerIdentities submitters = ListenerIdentities("ingress", config.ingress_tls,
+                                                         config.exchange.ingress_tokens_file, kAnonymousSubmitter);
+  const CallerIdentities recipients =
+      ListenerIdentities("egress", config.egress_tls, config.exchange.egress_tokens_file, "");
+  LogInfo("ingress callers (Exchange submitters): " + submitters.Describe());
+  LogInfo("egress callers (Inbox recipients): " + recipients.Describe());
+  LogInfo("admin callers: " + access.identities().Describe());
   std::unique_ptr<ReleaseDelivery> release = MakeReleaseDelivery(config.release);
   if (!release) LogInfo("no [release] smtp_url: released mail originals can only be downloaded");
 
@@ -213,7 +234,9 @@ int Run(int argc, char** argv) {
   std::vector<Listener> listeners(3);
   listeners[0].name = "ingress";
   listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, mail, *store));
+  listeners[0].services.push_back(std::make_unique<ExchangeService>(sanitizer, *store, submitters));
   listeners[1].name = "egress";
+  listeners[1].services.push_back(std::make_unique<InboxService>(*store, recipients));
   listeners[2].name = "admin";
   listeners[2].services.push_back(std::make_unique<AdminService>(*store, config.admin_access, access, release.get()));
   for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool));

@@ -6,12 +6,14 @@
 #include <memory>
 
 #include "mugai/v1/admin.grpc.pb.h"
+#include "mugai/v1/exchange.grpc.pb.h"
 #include "mugai/v1/sanitize.grpc.pb.h"
 #include "sanitizers/pipeline/file_sanitizer.h"
 #include "sanitizers/pipeline/mail_sanitizer.h"
 #include "sanitizers/scan/scanner_client.h"
 #include "service/config/config.h"
 #include "service/daemon/admin_access.h"
+#include "service/daemon/caller_identity.h"
 #include "service/release/release_delivery.h"
 #include "service/store/item_store.h"
 
@@ -34,6 +36,50 @@ class SanitizerService final : public v1::Sanitizer::Service {
   const FileSanitizer& files_;
   const MailSanitizer& mail_;
   ItemStore& store_;
+};
+
+// Ingress: SubmitFile, from the caller `identities` finds (the sender) to
+// an LGWAN-side identity's inbox. The file is sanitized as by SanitizeFile;
+// only a delivered item's derivatives reach the inbox.
+class ExchangeService final : public v1::Exchange::Service {
+ public:
+  ExchangeService(const FileSanitizer& files, ItemStore& store, const CallerIdentities& identities)
+      : files_(files), store_(store), identities_(identities) {}
+
+  grpc::Status SubmitFile(grpc::ServerContext* context, grpc::ServerReader<v1::SubmitFileRequest>* reader,
+                          v1::SubmitFileResponse* response) override;
+
+ private:
+  const FileSanitizer& files_;
+  ItemStore& store_;
+  const CallerIdentities& identities_;
+};
+
+// Egress: the caller's own inbox, and nothing else. Every call names an
+// inbox by the caller's identity (`identities`), never by a request field;
+// an entry of another inbox is NOT_FOUND, as one that does not exist.
+class InboxService final : public v1::Inbox::Service {
+ public:
+  InboxService(ItemStore& store, const CallerIdentities& identities) : store_(store), identities_(identities) {}
+
+  grpc::Status ListInbox(grpc::ServerContext* context, const v1::ListInboxRequest* request,
+                         v1::ListInboxResponse* response) override;
+  grpc::Status FetchDerivative(grpc::ServerContext* context, const v1::FetchDerivativeRequest* request,
+                               grpc::ServerWriter<v1::FetchDerivativeResponse>* writer) override;
+  grpc::Status Acknowledge(grpc::ServerContext* context, const v1::AcknowledgeRequest* request,
+                           v1::AcknowledgeResponse* response) override;
+
+ private:
+  // OK with *recipient the caller's identity, or UNAUTHENTICATED.
+  grpc::Status Recipient(const grpc::ServerContext& context, std::string* recipient) const;
+  // Whether an entry the store gave may leave: a delivered item's
+  // derivative, or an original whose release was approved. The store only
+  // makes such entries; this check keeps a store fault from leaking an
+  // original or a quarantined item.
+  bool MayLeave(const v1::InboxEntry& entry);
+
+  ItemStore& store_;
+  const CallerIdentities& identities_;
 };
 
 // Admin listener: the vault of originals, its review and approved release,
@@ -83,7 +129,8 @@ class AdminService final : public v1::Admin::Service {
   // the states the change starts from.
   grpc::Status Changed(const AdminCaller& caller, std::string_view rpc, std::string_view item_id,
                        std::string_view from, ItemStore::Change change, v1::VaultItem* response);
-  // Hands a released item to its delivery path and records what happened.
+  // Hands a released item to its delivery path and records what happened:
+  // a submitted file's original to its recipient's inbox, a mail's to SMTP.
   ItemStore::Change Deliver(const v1::VaultItem& item, std::string_view actor);
   ReleaseDelivery::Result HandOver(const v1::VaultItem& item);
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "mugai/v1/admin.pb.h"
+#include "mugai/v1/exchange.pb.h"
 #include "mugai/v1/report.pb.h"
 
 namespace mugai {
@@ -53,6 +54,25 @@ struct StoreOptions {
   // (state "expired"). An outcome not listed keeps the default.
   unsigned retention_days = 30;
   std::map<std::string, unsigned> retention_days_by_outcome;
+  // [exchange]: days an inbox entry waits to be acknowledged, then purged;
+  // and whether an acknowledged entry's bytes stay until then (false: they
+  // are deleted on acknowledgement).
+  unsigned inbox_retention_days = 14;
+  bool keep_acknowledged = false;
+};
+
+// A submitted file's derivatives for the recipient's inbox, recorded with
+// the item's outcome (Record): one entry per derivative.
+struct InboxDelivery {
+  std::string recipient;  // LGWAN-side identity
+  std::string note;       // safe text
+  // The sender's idempotency key ("": none). Record() of a key the same
+  // sender (summary.sender) recorded before records nothing and returns
+  // the earlier report instead.
+  std::string submit_key;
+  // The bytes of report.item().derivatives(), in order; empty when the item
+  // was not delivered (the key is still recorded).
+  const std::vector<std::string>* derivatives = nullptr;
 };
 
 // Opens (creating and migrating as needed) the configured backend. Throws
@@ -87,10 +107,13 @@ class ItemStore {
 
   // Records the item's outcome with its summary and, when `original` is not
   // null, keeps the original in the vault in state "held" (audited as
-  // "vault.hold"). Uses report->item_id and report->received_at as
-  // Reserve() gave them or, when item_id is empty, new ones (set in
-  // `report`). Throws StoreError.
-  virtual void Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary) = 0;
+  // "vault.hold"); with `inbox`, the derivatives go to the recipient's inbox
+  // in the same transaction. Uses report->item_id and report->received_at
+  // as Reserve() gave them or, when item_id is empty, new ones (set in
+  // `report`). Returns false, with *report the earlier one, when inbox's
+  // submit_key was used before (nothing recorded). Throws StoreError.
+  virtual bool Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary,
+                      const InboxDelivery* inbox) = 0;
 
   // Recorded items matching `query`, newest first, without report, headers
   // or preview.
@@ -126,12 +149,42 @@ class ItemStore {
   // held, release_requested or released -> deleted: the original is gone.
   virtual Change Delete(std::string_view id, std::string_view actor, std::string_view reason) = 0;
 
+  // Releases a file original to the inbox of the item's recipient
+  // (summary.recipients[0], set by SubmitFile): an entry flagged
+  // released_original, and the delivery recorded as by RecordDelivery.
+  // Only for a released item; kWrongState otherwise, or when the item has
+  // no recipient.
+  virtual Change ReleaseToInbox(std::string_view id, std::string_view actor) = 0;
+
+  // The report of the item `sender` submitted with `submit_key`, so that a
+  // retried submission is answered without being sanitized again. (Record
+  // still decides a race between two at once.)
+  virtual std::optional<v1::Report> FindSubmission(std::string_view sender, std::string_view submit_key) = 0;
+
+  // The LGWAN side. Every call names the recipient (the caller's identity)
+  // and sees only that inbox; entries acknowledged or purged are gone.
+  // Oldest first, after `after_id`; limit 0: 100, at most 1000.
+  virtual std::vector<v1::InboxEntry> ListInbox(std::string_view recipient, std::string_view after_id,
+                                                size_t limit) = 0;
+  struct InboxFile {
+    v1::InboxEntry entry;
+    std::string bytes;  // decrypted and verified against entry.sha256
+  };
+  // Marks the entry fetched (the first time). nullopt: no such entry in
+  // this inbox.
+  virtual std::optional<InboxFile> FetchInbox(std::string_view recipient, std::string_view entry_id) = 0;
+  // False when there is no such entry in this inbox (or it was
+  // acknowledged already).
+  virtual bool AcknowledgeInbox(std::string_view recipient, std::string_view entry_id) = 0;
+
   struct PurgeResult {
     uint64_t expired = 0;        // items whose original reached its retention
     uint64_t blobs_removed = 0;  // originals no item refers to any more
+    uint64_t inbox_expired = 0;  // inbox entries past inbox_retention_days
   };
   // Expires every original older than its retention at `now` (audited
-  // "vault.expire"), then removes unreferenced originals.
+  // "vault.expire") and every inbox entry older than its retention
+  // ("inbox.expire"), then removes unreferenced originals.
   virtual PurgeResult Purge(std::chrono::system_clock::time_point now) = 0;
 
   // Items by day (UTC), outcome and finding code, received in [from, to).

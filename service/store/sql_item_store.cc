@@ -7,7 +7,11 @@
 // transaction then sees everything committed before the lock: the state it
 // checks is the state it changes, the chain head it reads is the head, and
 // a blob it finds unreferenced cannot gain a reference before it commits.
-// Recording an item without an original takes no lock: it is one INSERT.
+// Recording an item without an original or inbox entries takes no lock: it
+// is one INSERT. The one write before the lock is a submission's
+// idempotency key, which its primary key alone makes safe (see Record).
+// The inbox's reads and acknowledgements take no lock either: each is one
+// statement on one row, filtered by the recipient.
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -26,6 +30,7 @@
 #include "sanitizers/core/log.h"
 #include "sanitizers/core/sha256.h"
 #include "sanitizers/core/unique_fd.h"
+#include "sanitizers/pipeline/names.h"
 #include "service/store/item_store.h"
 #include "service/store/private_dir.h"
 #include "service/store/sql_database.h"
@@ -126,7 +131,66 @@ CREATE TABLE audit (
     {"CREATE INDEX audit_by_item ON audit (item_id, seq)"},
 };
 
-constexpr std::span<const SchemaStatement> kMigrations[] = {kMigration1, kMigration2};
+// The file exchange (issue 9). An inbox row is one file waiting for an
+// LGWAN-side recipient: a derivative of a delivered submission, or an
+// original two administrators released (idx -1, id "<item id>.original").
+// Its content is sealed apart from the vault's blobs, so the inbox and the
+// vault expire independently. Rows stay when their content goes
+// (acknowledged or expired): they are the record of what crossed.
+constexpr SchemaStatement kMigration3[] = {
+    {R"sql(
+CREATE TABLE inbox (
+  id TEXT PRIMARY KEY,                  -- <item id>.<idx>, or <item id>.original
+  item_id TEXT NOT NULL,
+  idx BIGINT NOT NULL,                  -- derivative index; -1: the released original
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  note TEXT NOT NULL,
+  name TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  sha256 TEXT NOT NULL,                 -- of the plaintext content
+  size BIGINT NOT NULL,
+  submitted_at TEXT NOT NULL,           -- RFC 3339 UTC; retention counts from here
+  released_original INTEGER NOT NULL,
+  fetched_at TEXT NOT NULL DEFAULT '',
+  acknowledged_at TEXT NOT NULL DEFAULT '',
+  expired_at TEXT NOT NULL DEFAULT '',
+  content BLOB                          -- sealed by VaultCipher; NULL once deleted
+))sql",
+     R"sql(
+CREATE TABLE inbox (
+  id TEXT PRIMARY KEY,
+  item_id TEXT NOT NULL,
+  idx BIGINT NOT NULL,
+  recipient TEXT NOT NULL,
+  sender TEXT NOT NULL,
+  note TEXT NOT NULL,
+  name TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  sha256 TEXT NOT NULL,
+  size BIGINT NOT NULL,
+  submitted_at TEXT NOT NULL,
+  released_original INTEGER NOT NULL,
+  fetched_at TEXT NOT NULL DEFAULT '',
+  acknowledged_at TEXT NOT NULL DEFAULT '',
+  expired_at TEXT NOT NULL DEFAULT '',
+  content BYTEA
+))sql"},
+    // ListInbox: one recipient's live entries in order. Its WHERE repeats
+    // this predicate word for word, so both planners use the index.
+    {"CREATE INDEX inbox_live ON inbox (recipient, item_id, idx) WHERE acknowledged_at = '' AND content IS NOT NULL"},
+    {"CREATE INDEX inbox_by_submitted_at ON inbox (submitted_at) WHERE content IS NOT NULL"},
+    // Idempotent submission: a sender's key names the one item it made.
+    {R"sql(
+CREATE TABLE submissions (
+  sender TEXT NOT NULL,
+  submit_key TEXT NOT NULL,
+  item_id TEXT NOT NULL,
+  PRIMARY KEY (sender, submit_key)
+))sql"},
+};
+
+constexpr std::span<const SchemaStatement> kMigrations[] = {kMigration1, kMigration2, kMigration3};
 constexpr int64_t kSchemaVersion = std::size(kMigrations);
 
 // Columns 0-14 of every item query, in the order ReadItem expects; 15 and
@@ -137,6 +201,14 @@ constexpr std::string_view kItemColumns =
 constexpr std::string_view kFullItemColumns = ", summary, report";
 
 constexpr std::string_view kAuditColumns = "seq, at, actor, action, item_id, detail, prev_hash, hash";
+
+// Columns 0-10 of every inbox query, in the order ReadInboxEntry expects.
+constexpr std::string_view kInboxColumns =
+    "id, item_id, name, media_type, sha256, size, sender, note, submitted_at, released_original, fetched_at";
+// The inbox_live index's predicate: neither acknowledged nor purged.
+constexpr std::string_view kLiveInbox = "acknowledged_at = '' AND content IS NOT NULL";
+constexpr int64_t kReleasedOriginalIndex = -1;
+constexpr std::string_view kReleasedOriginalSuffix = "original";
 
 std::string Rfc3339(std::chrono::system_clock::time_point time) {
   std::time_t seconds = std::chrono::system_clock::to_time_t(time);
@@ -216,6 +288,19 @@ void ParseColumn(const SqlRows& rows, size_t row, size_t column, std::string_vie
   }
 }
 
+// The report of the item `sender` submitted with `submit_key`, if any.
+std::optional<v1::Report> EarlierSubmission(SqlSession& session, std::string_view sender,
+                                            std::string_view submit_key) {
+  SqlRows rows = session.Query(
+      "SELECT items.id, items.report FROM submissions JOIN items ON items.id = submissions.item_id "
+      "WHERE submissions.sender = $1 AND submissions.submit_key = $2",
+      {sender, submit_key});
+  if (rows.empty()) return std::nullopt;
+  v1::Report report;
+  ParseColumn(rows, 0, 1, "report", &report);
+  return report;
+}
+
 v1::VaultItem ReadItem(const SqlRows& rows, size_t row, bool full) {
   v1::VaultItem item;
   item.set_id(rows.Text(row, 0));
@@ -280,6 +365,47 @@ v1::AuditEntry ReadAuditEntry(const SqlRows& rows, size_t row) {
   return entry;
 }
 
+v1::InboxEntry ReadInboxEntry(const SqlRows& rows, size_t row) {
+  v1::InboxEntry entry;
+  entry.set_id(rows.Text(row, 0));
+  entry.set_item_id(rows.Text(row, 1));
+  entry.set_name(rows.Text(row, 2));
+  entry.set_media_type(rows.Text(row, 3));
+  entry.set_sha256(rows.Text(row, 4));
+  entry.set_size(static_cast<uint64_t>(rows.Int(row, 5)));
+  entry.set_sender(rows.Text(row, 6));
+  entry.set_note(rows.Text(row, 7));
+  entry.set_submitted_at(rows.Text(row, 8));
+  entry.set_released_original(rows.Int(row, 9) != 0);
+  entry.set_fetched_at(rows.Text(row, 10));
+  return entry;
+}
+
+// Where a ListInbox page starts: after (item_id, idx). An after_id that is
+// no entry id ("<item id>.<idx>" or "<item id>.original") bounds by item
+// id alone, past every entry of that item: the caller pages only its own
+// inbox, so a stray value costs nothing but an odd page.
+struct InboxCursor {
+  std::string item_id;
+  int64_t idx = 0;
+};
+InboxCursor ParseInboxCursor(std::string_view after_id) {
+  size_t dot = after_id.rfind('.');
+  if (dot != std::string_view::npos) {
+    std::string_view suffix = after_id.substr(dot + 1);
+    std::string item_id(after_id.substr(0, dot));
+    if (suffix == kReleasedOriginalSuffix) return {item_id, kReleasedOriginalIndex};
+    if (!suffix.empty() && suffix.size() <= 9 && suffix.find_first_not_of("0123456789") == std::string_view::npos) {
+      return {item_id, std::stoll(std::string(suffix))};
+    }
+  }
+  return {std::string(after_id), INT64_MAX};
+}
+
+bool DeliversDerivatives(std::string_view outcome) {
+  return outcome == "delivered" || outcome == "delivered_with_removals";
+}
+
 size_t PageSize(size_t limit) { return std::min(limit == 0 ? kDefaultPageSize : limit, kMaxPageSize); }
 
 // A file of the v1 blob directory, whole; nullopt when it does not exist.
@@ -313,7 +439,8 @@ class SqlItemStore final : public ItemStore {
   void Migrate(const fs::path& v1_blob_dir);
 
   Stamp Reserve() override;
-  void Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary) override;
+  bool Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary,
+              const InboxDelivery* inbox) override;
   std::vector<v1::VaultItem> Search(const VaultQuery& query) override;
   std::optional<v1::VaultItem> Get(std::string_view id) override;
   std::optional<std::string> ReadOriginal(std::string_view id) override;
@@ -322,6 +449,11 @@ class SqlItemStore final : public ItemStore {
                        bool two_person_rule) override;
   Change RecordDelivery(std::string_view id, std::string_view actor, bool delivered, std::string_view detail) override;
   Change Delete(std::string_view id, std::string_view actor, std::string_view reason) override;
+  Change ReleaseToInbox(std::string_view id, std::string_view actor) override;
+  std::optional<v1::Report> FindSubmission(std::string_view sender, std::string_view submit_key) override;
+  std::vector<v1::InboxEntry> ListInbox(std::string_view recipient, std::string_view after_id, size_t limit) override;
+  std::optional<InboxFile> FetchInbox(std::string_view recipient, std::string_view entry_id) override;
+  bool AcknowledgeInbox(std::string_view recipient, std::string_view entry_id) override;
   PurgeResult Purge(std::chrono::system_clock::time_point now) override;
   std::vector<v1::DailyCount> Statistics(std::string_view from, std::string_view to) override;
   void Audit(std::string_view actor, std::string_view action, std::string_view item_id,
@@ -446,7 +578,28 @@ void SqlItemStore::AppendAudit(SqlSession& session, std::string_view actor, std:
        entry.prev_hash(), entry.hash()});
 }
 
-void SqlItemStore::Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary) {
+// An inbox row as Record or ReleaseToInbox writes it.
+struct NewInboxEntry {
+  std::string id;
+  int64_t idx;
+  std::string name, media_type, sha256;
+  uint64_t size;
+  std::string sealed;
+};
+
+void InsertInboxEntry(SqlSession& session, const NewInboxEntry& entry, std::string_view item_id,
+                      std::string_view recipient, std::string_view sender, std::string_view note,
+                      std::string_view submitted_at) {
+  session.Query(
+      "INSERT INTO inbox (id, item_id, idx, recipient, sender, note, name, media_type, sha256, size, submitted_at, "
+      "released_original, content) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+      {entry.id, item_id, entry.idx, recipient, sender, note, entry.name, entry.media_type, entry.sha256,
+       static_cast<int64_t>(entry.size), submitted_at, int64_t{entry.idx == kReleasedOriginalIndex ? 1 : 0},
+       SqlBytes{entry.sealed}});
+}
+
+bool SqlItemStore::Record(v1::Report* report, const std::string* original, const v1::ItemSummary& summary,
+                          const InboxDelivery* inbox) {
   const v1::ItemReport& item = report->item();
   std::string finding_codes = JoinFindingCodes(item);
   std::string recipients = JoinRecipients(summary);
@@ -465,6 +618,34 @@ void SqlItemStore::Record(v1::Report* report, const std::string* original, const
 
   // The caller's report changes only once the record is committed.
   Stamp stamp = report->item_id().empty() ? NextStamp() : Stamp{report->item_id(), report->received_at()};
+
+  // Hashed and sealed outside the transaction too. A derivative that is not
+  // what the report says is a pipeline bug: nothing is recorded.
+  std::vector<NewInboxEntry> entries;
+  if (inbox != nullptr && inbox->derivatives != nullptr && DeliversDerivatives(report->outcome())) {
+    const std::vector<std::string>& derivatives = *inbox->derivatives;
+    if (inbox->recipient.empty()) throw StoreError("an inbox delivery needs a recipient");
+    if (derivatives.size() != static_cast<size_t>(item.derivatives_size())) {
+      throw StoreError("inbox delivery has " + std::to_string(derivatives.size()) + " derivatives, the report " +
+                       std::to_string(item.derivatives_size()));
+    }
+    for (size_t i = 0; i < derivatives.size(); ++i) {
+      const v1::Derivative& described = item.derivatives(static_cast<int>(i));
+      if (derivatives[i].size() > kMaxOriginalSize) {
+        throw StoreError("derivative " + std::to_string(i) + " of " + std::to_string(derivatives[i].size()) +
+                         " bytes is too large for the inbox");
+      }
+      if (derivatives[i].size() != described.size() || Sha256Hex(derivatives[i]) != described.sha256()) {
+        throw StoreError("derivative " + std::to_string(i) + " does not match the report's SHA-256 " +
+                         described.sha256() + " and size " + std::to_string(described.size()));
+      }
+      entries.push_back({stamp.id + "." + std::to_string(i), static_cast<int64_t>(i), described.name(),
+                         described.media_type(), described.sha256(), described.size(),
+                         cipher_.Seal(described.sha256(), derivatives[i])});
+    }
+  }
+  const bool keyed = inbox != nullptr && !inbox->submit_key.empty();
+
   v1::Report stored = *report;
   stored.set_item_id(stamp.id);
   stored.set_received_at(stamp.received_at);
@@ -473,9 +654,25 @@ void SqlItemStore::Record(v1::Report* report, const std::string* original, const
   const std::string state(original != nullptr ? kHeld : "");
   const std::string state_changed_at = original != nullptr ? Now() : "";
 
+  std::optional<v1::Report> earlier;
   db_->Transact([&](SqlSession& session) {
+    earlier.reset();  // the transaction may be retried
+    if (keyed) {
+      // Before the chain lock: a second submission of the key waits here,
+      // on the first one's row, until that commits; it never waits on the
+      // key while holding the lock the first one needs.
+      SqlRows taken = session.Query(
+          "INSERT INTO submissions (sender, submit_key, item_id) VALUES ($1, $2, $3) "
+          "ON CONFLICT (sender, submit_key) DO NOTHING RETURNING item_id",
+          {summary.sender(), inbox->submit_key, stamp.id});
+      if (taken.empty()) {
+        earlier = EarlierSubmission(session, summary.sender(), inbox->submit_key);
+        if (!earlier) throw StoreError("submission key of " + summary.sender() + " names no recorded item");
+        return;  // nothing written: the empty transaction commits
+      }
+    }
+    if (original != nullptr || !entries.empty()) session.LockAuditChain();
     if (original != nullptr) {
-      session.LockAuditChain();
       session.Query("INSERT INTO blobs (sha256, sealed) VALUES ($1, $2) ON CONFLICT (sha256) DO NOTHING",
                     {item.sha256(), SqlBytes{sealed}});
     }
@@ -487,9 +684,21 @@ void SqlItemStore::Record(v1::Report* report, const std::string* original, const
          static_cast<int64_t>(item.size()), stored.outcome(), finding_codes, int64_t{original != nullptr ? 1 : 0},
          SqlBytes{serialized_report}, state, state_changed_at, summary.kind(), summary.sender(), recipients,
          summary.subject(), SqlBytes{serialized_summary}});
+    for (const NewInboxEntry& entry : entries) {
+      InsertInboxEntry(session, entry, stamp.id, inbox->recipient, summary.sender(), inbox->note, stamp.received_at);
+    }
     if (original != nullptr) AppendAudit(session, kDaemonActor, "vault.hold", stamp.id, stored.outcome());
+    if (!entries.empty()) {
+      AppendAudit(session, kDaemonActor, "inbox.deliver", stamp.id,
+                  std::to_string(entries.size()) + " derivatives to the inbox of " + inbox->recipient);
+    }
   });
+  if (earlier) {
+    *report = std::move(*earlier);
+    return false;
+  }
   *report = std::move(stored);
+  return true;
 }
 
 std::vector<v1::VaultItem> SqlItemStore::Search(const VaultQuery& query) {
@@ -656,6 +865,99 @@ ItemStore::Change SqlItemStore::Delete(std::string_view id, std::string_view act
   });
 }
 
+// The one way an original reaches the egress side: released by two
+// administrators, re-sealed into the recipient's inbox (the vault's copy
+// keeps its own retention).
+ItemStore::Change SqlItemStore::ReleaseToInbox(std::string_view id, std::string_view actor) {
+  return Transition(id, [&](SqlSession& session, const v1::VaultItem& item) {
+    if (item.state() != kReleased || item.summary().kind() != "file" || item.summary().recipients().empty() ||
+        !item.release().delivered_at().empty()) {
+      return Refusal::kWrongState;
+    }
+    SqlRows blob = session.Query("SELECT sealed FROM blobs WHERE sha256 = $1", {item.sha256()});
+    if (blob.empty()) {
+      throw StoreError("original of item " + item.id() + " (sha256 " + item.sha256() + ") is missing from the vault");
+    }
+    const std::string& recipient = item.summary().recipients(0);
+    std::string now = Now();
+    // The vault keeps the name as claimed (printable); a file name the
+    // recipient saves must be safe as a derivative's is.
+    NewInboxEntry entry{item.id() + "." + std::string(kReleasedOriginalSuffix), kReleasedOriginalIndex,
+                        MakeSafeName(item.name()).name, item.detected_type(), item.sha256(), item.size(),
+                        cipher_.Seal(item.sha256(), cipher_.Open(item.sha256(), blob.Text(0, 0)))};
+    // The sender's note is not kept with the item; the recipient is told
+    // where the original comes from instead.
+    InsertInboxEntry(session, entry, item.id(), recipient, item.summary().sender(),
+                     "original released from the vault by " + item.release().decided_by(), now);
+    std::string detail = "in the LGWAN inbox of " + recipient;
+    v1::ReleaseInfo release = item.release();
+    release.set_delivered_at(now);
+    release.set_delivery(detail);
+    UpdateState(session, item, item.state(), item.state_changed_at(), release);
+    AppendAudit(session, actor, "release.delivered", item.id(), detail);
+    return Refusal::kNone;
+  });
+}
+
+std::optional<v1::Report> SqlItemStore::FindSubmission(std::string_view sender, std::string_view submit_key) {
+  std::optional<v1::Report> found;
+  db_->Transact([&](SqlSession& session) { found = EarlierSubmission(session, sender, submit_key); });
+  return found;
+}
+
+std::vector<v1::InboxEntry> SqlItemStore::ListInbox(std::string_view recipient, std::string_view after_id,
+                                                    size_t limit) {
+  std::string sql = "SELECT " + std::string(kInboxColumns) + " FROM inbox WHERE recipient = $1 AND " +
+                    std::string(kLiveInbox);
+  InboxCursor cursor = ParseInboxCursor(after_id);
+  std::vector<SqlValue> params = {recipient};
+  if (!after_id.empty()) {
+    params.emplace_back(std::string_view(cursor.item_id));
+    params.emplace_back(cursor.idx);
+    sql += " AND (item_id > $2 OR (item_id = $2 AND idx > $3))";
+  }
+  params.emplace_back(static_cast<int64_t>(PageSize(limit)));
+  sql += " ORDER BY item_id, idx LIMIT $" + std::to_string(params.size());
+  SqlRows rows;
+  db_->Transact([&](SqlSession& session) { rows = session.Query(sql, params); });
+  std::vector<v1::InboxEntry> entries;
+  entries.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) entries.push_back(ReadInboxEntry(rows, i));
+  return entries;
+}
+
+std::optional<ItemStore::InboxFile> SqlItemStore::FetchInbox(std::string_view recipient, std::string_view entry_id) {
+  std::optional<InboxFile> file;
+  db_->Transact([&](SqlSession& session) {
+    file.reset();  // the transaction may be retried
+    SqlRows rows = session.Query("SELECT " + std::string(kInboxColumns) +
+                                     ", content FROM inbox WHERE id = $1 AND recipient = $2 AND " +
+                                     std::string(kLiveInbox),
+                                 {entry_id, recipient});
+    if (rows.empty()) return;
+    v1::InboxEntry entry = ReadInboxEntry(rows, 0);
+    // Opened before fetched_at is set: content that fails its check was
+    // never fetched.
+    std::string bytes = cipher_.Open(entry.sha256(), rows.Text(0, 11));
+    if (entry.fetched_at().empty()) {
+      entry.set_fetched_at(Now());
+      session.Query("UPDATE inbox SET fetched_at = $2 WHERE id = $1 AND fetched_at = ''", {entry_id, entry.fetched_at()});
+    }
+    file = InboxFile{std::move(entry), std::move(bytes)};
+  });
+  return file;
+}
+
+bool SqlItemStore::AcknowledgeInbox(std::string_view recipient, std::string_view entry_id) {
+  std::string sql = options_.keep_acknowledged ? "UPDATE inbox SET acknowledged_at = $3"
+                                               : "UPDATE inbox SET acknowledged_at = $3, content = NULL";
+  sql += " WHERE id = $1 AND recipient = $2 AND " + std::string(kLiveInbox) + " RETURNING id";
+  std::string now = Now();
+  bool acknowledged = false;
+  db_->Transact([&](SqlSession& session) { acknowledged = !session.Query(sql, {entry_id, recipient, now}).empty(); });
+  return acknowledged;
+}
+
 ItemStore::PurgeResult SqlItemStore::Purge(std::chrono::system_clock::time_point now) {
   auto retention = [&](const std::string& outcome) {
     auto found = options_.retention_days_by_outcome.find(outcome);
@@ -684,6 +986,17 @@ ItemStore::PurgeResult SqlItemStore::Purge(std::chrono::system_clock::time_point
       AppendAudit(session, kDaemonActor, "vault.expire", id, "retention of " + std::to_string(days) + " days");
       ++result.expired;
     }
+    // Live entries, and acknowledged ones whose bytes were kept.
+    SqlRows inbox = session.Query(
+        "UPDATE inbox SET content = NULL, expired_at = $2 WHERE content IS NOT NULL AND submitted_at <= $1 "
+        "RETURNING id, item_id, recipient",
+        {cutoff(options_.inbox_retention_days), changed_at});
+    for (size_t i = 0; i < inbox.size(); ++i) {
+      AppendAudit(session, kDaemonActor, "inbox.expire", inbox.Text(i, 1),
+                  "entry " + inbox.Text(i, 0) + " of " + inbox.Text(i, 2) + ": retention of " +
+                      std::to_string(options_.inbox_retention_days) + " days");
+    }
+    result.inbox_expired = inbox.size();
     SqlRows removed = session.Query(
         "DELETE FROM blobs WHERE NOT EXISTS "
         "(SELECT 1 FROM items WHERE items.sha256 = blobs.sha256 AND items.has_original = 1) RETURNING sha256");

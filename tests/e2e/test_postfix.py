@@ -161,7 +161,7 @@ class PostfixCase(unittest.TestCase):
             subprocess.run(["bash", os.path.join(DEPLOY, "make-test-certs.sh"), cls.certs], check=True,
                            capture_output=True)
             daemon_config = (f'[listeners.ingress_tls]\ncert_file = "{cls.certs}/ingress.crt"\n'
-                             f'key_file = "{cls.certs}/ingress.key"\nclient_ca_file = "{cls.certs}/ca.crt"\n')
+                             f'key_file = "{cls.certs}/ingress.key"\nclient_ca_file = "{cls.certs}/internet-ca.crt"\n')
             milter_config = cls.milter_tls("milter")
         cls.daemon = E2EDaemon(daemon_config)
         if cls.tls:

@@ -93,10 +93,11 @@ class ReleaseCase(unittest.TestCase):
             cls.addClassCleanup(shutil.rmtree, certs, ignore_errors=True)
             subprocess.run(["bash", os.path.join(DEPLOY, "make-test-certs.sh"), certs], check=True,
                            capture_output=True)
-            # A server certificate for 127.0.0.1 from make-test-certs.sh.
+            # A server certificate for 127.0.0.1 from make-test-certs.sh;
+            # mugaid's client certificate is an LGWAN-side one (lgwan-ca.crt).
             lgwan_main = {"smtpd_tls_cert_file": f"{certs}/egress.crt", "smtpd_tls_key_file": f"{certs}/egress.key",
                           "smtpd_tls_security_level": "encrypt", "smtpd_tls_ask_ccert": "yes",
-                          "smtpd_tls_CAfile": f"{certs}/ca.crt", "smtpd_tls_loglevel": "1"}
+                          "smtpd_tls_CAfile": f"{certs}/lgwan-ca.crt", "smtpd_tls_loglevel": "1"}
             # The boundary relays the notice to it over STARTTLS too.
             boundary_main = {"smtp_tls_security_level": "encrypt", "smtp_tls_CAfile": f"{certs}/ca.crt"}
             master = [TLS_MASTER]

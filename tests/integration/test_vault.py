@@ -80,7 +80,7 @@ class CertificateRolesTest(VaultTestCase):
         subprocess.run(["bash", os.path.join(DEPLOY, "make-test-certs.sh"), cls.certs], check=True,
                        capture_output=True, timeout=120)
         config = (f'[listeners.admin_tls]\ncert_file = "{cls.certs}/admin.crt"\n'
-                  f'key_file = "{cls.certs}/admin.key"\nclient_ca_file = "{cls.certs}/ca.crt"\n'
+                  f'key_file = "{cls.certs}/admin.key"\nclient_ca_file = "{cls.certs}/admin-ca.crt"\n'
                   '[admin.roles]\nadministrator = ["operator", "approver"]\napprover = ["approver"]\n'
                   'viewer = ["viewer"]\n')
         cls.daemon = Daemon(config)
@@ -211,8 +211,8 @@ class CertificateRolesTest(VaultTestCase):
         self.assertEqual(approved["release"]["decision"], "approved")
         self.assertEqual(approved["release"]["delivered_at"], "")
         self.assertEqual(approved["release"]["delivery"],
-                         "not delivered: file originals go to the recipient's LGWAN inbox (issue 9), which does "
-                         "not exist yet; an approver can download the original")
+                         "not delivered: the file was not submitted to an inbox (it came by SanitizeFile); "
+                         "an approver can download the original")
 
         out = os.path.join(self.daemon.dir, "released.zip")
         self.assertIn("needs --reason", self.refused("approver", "vault", "download", item_id, "-o", out))
@@ -339,7 +339,8 @@ class DefaultTokenTest(VaultTestCase):
 
     def mugai(self, who, *args):
         """`mugai` with the token file `who` (None: no token at all)."""
-        env = {k: v for k, v in os.environ.items() if k != "MUGAI_ADMIN_TOKEN_FILE"}
+        # Empty: no token at all, not even a system-wide default one.
+        env = dict(os.environ, MUGAI_ADMIN_TOKEN_FILE="")
         token = ["--token-file", who] if who else []
         return subprocess.run([os.path.join(BIN, "mugai"), "--server", self.daemon.admin, *token, *args],
                               capture_output=True, timeout=120, env=env)

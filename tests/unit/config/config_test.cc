@@ -44,6 +44,10 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(sample.store.retention_days, defaults.store.retention_days);
   EXPECT_EQ(sample.store.retention_days_by_outcome, defaults.store.retention_days_by_outcome);
   EXPECT_EQ(sample.purge_interval_seconds, defaults.purge_interval_seconds);
+  EXPECT_EQ(sample.store.inbox_retention_days, defaults.store.inbox_retention_days);
+  EXPECT_EQ(sample.store.keep_acknowledged, defaults.store.keep_acknowledged);
+  EXPECT_EQ(sample.exchange.ingress_tokens_file, defaults.exchange.ingress_tokens_file);
+  EXPECT_EQ(sample.exchange.egress_tokens_file, defaults.exchange.egress_tokens_file);
   EXPECT_EQ(sample.admin_access.two_person_rule, defaults.admin_access.two_person_rule);
   EXPECT_EQ(sample.admin_access.tokens_file, defaults.admin_access.tokens_file);
   EXPECT_EQ(sample.admin_access.roles, defaults.admin_access.roles);
@@ -174,7 +178,12 @@ TEST(Config, StoreVaultAdminAndReleaseTables) {
       "[vault.retention_days_by_outcome]\nquarantined = 90\n"
       "[admin]\ntwo_person_rule = false\ntokens_file = \"/etc/mugai/tokens\"\n"
       "[admin.roles]\n\"kakari\" = [\"operator\"]\n\"kacho\" = [\"viewer\", \"approver\"]\n"
-      "[release]\nsmtp_url = \"smtp://lgwan-mta:25\"\ntimeout_seconds = 10\n"));
+      "[release]\nsmtp_url = \"smtp://lgwan-mta:25\"\ntimeout_seconds = 10\n"
+      "[exchange]\ninbox_retention_days = 7\nkeep_acknowledged = true\negress_tokens_file = \"/etc/mugai/lgwan\"\n"));
+  EXPECT_EQ(c.store.inbox_retention_days, 7u);
+  EXPECT_TRUE(c.store.keep_acknowledged);
+  EXPECT_EQ(c.exchange.egress_tokens_file, "/etc/mugai/lgwan");
+  EXPECT_EQ(c.exchange.ingress_tokens_file, "");
   EXPECT_EQ(c.store.backend, StoreOptions::Backend::kPostgres);
   EXPECT_EQ(c.store.postgres, "host=db dbname=mugai");
   EXPECT_EQ(c.store.postgres_connections, 8u);

@@ -94,6 +94,34 @@ v1::ItemSummary MakeSummary(const std::string& sender, std::vector<std::string> 
   return summary;
 }
 
+// A submitted file's report: `original` turned into `derivatives`.
+v1::Report MakeFileReport(const std::string& outcome, const std::vector<std::string>& derivatives,
+                          const std::string& original = "the submitted original") {
+  v1::Report report = MakeReport(outcome, original, "../form\u202Excod.docx");
+  for (size_t i = 0; i < derivatives.size(); ++i) {
+    v1::Derivative* derivative = report.mutable_item()->add_derivatives();
+    derivative->set_name("form-" + std::to_string(i) + ".pdf");
+    derivative->set_media_type("application/pdf");
+    derivative->set_sha256(Sha256Hex(derivatives[i]));
+    derivative->set_size(derivatives[i].size());
+  }
+  return report;
+}
+
+v1::ItemSummary FileSummary(const std::string& sender, const std::string& recipient) {
+  v1::ItemSummary summary;
+  summary.set_kind("file");
+  summary.set_sender(sender);
+  summary.add_recipients(recipient);
+  return summary;
+}
+
+std::vector<std::string> EntryIds(const std::vector<v1::InboxEntry>& entries) {
+  std::vector<std::string> ids;
+  for (const v1::InboxEntry& entry : entries) ids.push_back(entry.id());
+  return ids;
+}
+
 // True when `s` has the shape of `pattern`: '9' stands for a decimal digit,
 // 'f' for a lowercase hex digit, anything else for itself. (Not std::regex:
 // GCC 12 warns inside it under the sanitizers, which -Werror turns fatal.)
@@ -181,16 +209,36 @@ class StoreTest : public ::testing::Test {
   // Records an item holding `original`; returns its id.
   std::string Hold(const std::string& original, const std::string& outcome = "quarantined") {
     v1::Report report = MakeReport(outcome, original);
-    store_->Record(&report, &original, MakeSummary("sender@example.jp", {"user@example.lg.jp"}, "subject"));
+    store_->Record(&report, &original, MakeSummary("sender@example.jp", {"user@example.lg.jp"}, "subject"), nullptr);
     return report.item_id();
   }
   std::string RecordPlain(const std::string& content, const std::string& outcome = "delivered") {
     v1::Report report = MakeReport(outcome, content);
-    store_->Record(&report, nullptr, v1::ItemSummary());
+    store_->Record(&report, nullptr, v1::ItemSummary(), nullptr);
     return report.item_id();
   }
 
   std::string State(const std::string& id) { return store_->Get(id).value().state(); }
+
+  // Records a submission of `sender` for `recipient`'s inbox, as SubmitFile
+  // does; returns Record's answer.
+  bool Submit(v1::Report* report, const std::vector<std::string>& derivatives, const std::string& recipient,
+              const std::string& sender = "contractor.example.jp", const std::string& submit_key = "",
+              const std::string* original = nullptr) {
+    InboxDelivery inbox{recipient, "note from " + sender, submit_key, &derivatives};
+    return store_->Record(report, original, FileSummary(sender, recipient), &inbox);
+  }
+  // A delivered submission of `derivatives`; returns its item id.
+  std::string Deliver(const std::vector<std::string>& derivatives, const std::string& recipient = "tanaka") {
+    v1::Report report = MakeFileReport("delivered", derivatives);
+    EXPECT_TRUE(Submit(&report, derivatives, recipient));
+    return report.item_id();
+  }
+  // Every cell of the inbox's content column, as stored.
+  std::string InboxContent(const std::string& entry_id) {
+    SqlRows rows = Sql("SELECT content FROM inbox WHERE id = $1", {entry_id});
+    return rows.empty() || rows.IsNull(0, 0) ? "" : rows.Text(0, 0);
+  }
 
   fs::path root_;
   fs::path data_dir_;
@@ -208,7 +256,7 @@ TEST_F(StoreTest, OpenCreatesPrivateDirectoryKeyAndWalDatabase) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(st.st_size, 32);
   EXPECT_EQ(Sql("PRAGMA journal_mode").Text(0, 0), "wal");
-  EXPECT_EQ(Sql("PRAGMA user_version").Text(0, 0), "2");
+  EXPECT_EQ(Sql("PRAGMA user_version").Text(0, 0), "3");
   EXPECT_FALSE(fs::exists(data_dir_ / "blobs"));
 
   // The same key on the next start.
@@ -219,7 +267,7 @@ TEST_F(StoreTest, OpenCreatesPrivateDirectoryKeyAndWalDatabase) {
 
 TEST_F(StoreTest, OpenRefusesANewerSchema) {
   store_.reset();
-  raw_->Transact([&](SqlSession& session) { raw_->SetSchemaVersion(session, 3); });
+  raw_->Transact([&](SqlSession& session) { raw_->SetSchemaVersion(session, 4); });
   try {
     OpenItemStore(options_);
     ADD_FAILURE() << "opened";
@@ -270,7 +318,7 @@ TEST_F(StoreTest, HeldItemHasEverythingInGetAndLessInSearch) {
   v1::Report report = MakeReport("quarantined", original, "請求書.pdf");
   AddFinding(report.mutable_item(), "av.detected");
   v1::ItemSummary summary = MakeSummary("taro@example.jp", {"a@example.lg.jp", "b@example.lg.jp"}, "請求書です");
-  store_->Record(&report, &original, summary);
+  store_->Record(&report, &original, summary, nullptr);
   ASSERT_FALSE(report.item_id().empty());
 
   std::optional<v1::VaultItem> got = store_->Get(report.item_id());
@@ -332,7 +380,7 @@ TEST_F(StoreTest, SearchesByEveryFilter) {
     v1::Report report = MakeReport(item.outcome, content);
     SetStamp(&report, item.day, static_cast<int>(i));
     AddFinding(report.mutable_item(), item.code);
-    store_->Record(&report, item.held ? &content : nullptr, MakeSummary(item.sender, item.recipients, item.subject));
+    store_->Record(&report, item.held ? &content : nullptr, MakeSummary(item.sender, item.recipients, item.subject), nullptr);
     ids.push_back(report.item_id());
   }
   std::string deleted = ids[3];
@@ -681,7 +729,7 @@ TEST_F(StoreTest, StatisticsCountByDayOutcomeAndFindingCode) {
     v1::Report report = MakeReport(items[i].outcome, "x");
     SetStamp(&report, items[i].day, static_cast<int>(i));
     for (const std::string& code : items[i].codes) AddFinding(report.mutable_item(), code);
-    store_->Record(&report, nullptr, v1::ItemSummary());
+    store_->Record(&report, nullptr, v1::ItemSummary(), nullptr);
   }
   auto rows = [](const std::vector<v1::DailyCount>& counts) {
     std::vector<std::string> text;
@@ -816,9 +864,9 @@ TEST_F(StoreTest, FailedRecordLeavesNoRowBlobOrAuditEntry) {
   v1::Report first = MakeReport("delivered", "first");
   first.set_item_id(taken);
   first.set_received_at(report.received_at());
-  store_->Record(&first, nullptr, v1::ItemSummary());
+  store_->Record(&first, nullptr, v1::ItemSummary(), nullptr);
 
-  EXPECT_THROW(store_->Record(&report, &original, v1::ItemSummary()), StoreError);  // duplicate id
+  EXPECT_THROW(store_->Record(&report, &original, v1::ItemSummary(), nullptr), StoreError);  // duplicate id
   EXPECT_EQ(report.outcome(), "quarantined");
   EXPECT_EQ(Count("items"), 1);
   EXPECT_EQ(Count("blobs"), 0);
@@ -828,7 +876,7 @@ TEST_F(StoreTest, FailedRecordLeavesNoRowBlobOrAuditEntry) {
 TEST_F(StoreTest, MismatchedOriginalIsRefused) {
   std::string original = "these bytes";
   v1::Report report = MakeReport("quarantined", "other bytes");
-  EXPECT_THROW(store_->Record(&report, &original, v1::ItemSummary()), StoreError);
+  EXPECT_THROW(store_->Record(&report, &original, v1::ItemSummary(), nullptr), StoreError);
   EXPECT_TRUE(report.item_id().empty());
   EXPECT_EQ(Count("items"), 0);
   EXPECT_EQ(Count("blobs"), 0);
@@ -845,7 +893,7 @@ TEST_F(StoreTest, FindingCodesAreCollectedFromChildrenOnce) {
   AddFinding(nested, "av.detected");
   AddFinding(nested, "archive.encrypted");
   AddFinding(root->add_children(), "type.mismatch");
-  store_->Record(&report, &original, v1::ItemSummary());
+  store_->Record(&report, &original, v1::ItemSummary(), nullptr);
 
   std::optional<v1::VaultItem> got = store_->Get(report.item_id());
   ASSERT_TRUE(got.has_value());
@@ -857,7 +905,7 @@ TEST_F(StoreTest, FindingCodesAreCollectedFromChildrenOnce) {
 TEST_F(StoreTest, FindingCodeWithSpaceIsRefused) {
   v1::Report report = MakeReport("quarantined", "x");
   AddFinding(report.mutable_item(), "not a code");
-  EXPECT_THROW(store_->Record(&report, nullptr, v1::ItemSummary()), StoreError);
+  EXPECT_THROW(store_->Record(&report, nullptr, v1::ItemSummary(), nullptr), StoreError);
   EXPECT_EQ(Count("items"), 0);
 }
 
@@ -876,10 +924,10 @@ TEST_F(StoreTest, ConcurrentRecordsAndStateChangesAllLand) {
         // Few distinct originals, so threads share blobs.
         std::string original = "payload " + std::to_string((t * kPerThread + i) % 7);
         v1::Report report = MakeReport("quarantined", original);
-        ASSERT_NO_THROW(store_->Record(&report, &original, v1::ItemSummary()));
+        ASSERT_NO_THROW(store_->Record(&report, &original, v1::ItemSummary(), nullptr));
         std::string plain = "plain " + std::to_string(t) + " " + std::to_string(i);
         v1::Report logged = MakeReport("delivered", plain);
-        ASSERT_NO_THROW(store_->Record(&logged, nullptr, v1::ItemSummary()));
+        ASSERT_NO_THROW(store_->Record(&logged, nullptr, v1::ItemSummary(), nullptr));
         const std::string& id = report.item_id();
         ++audit_entries;
         switch (i % 3) {
@@ -918,6 +966,376 @@ TEST_F(StoreTest, ConcurrentRecordsAndStateChangesAllLand) {
   EXPECT_EQ(verification.entries(), static_cast<uint64_t>(audit_entries.load()));
   // Every kept original has its blob, and no blob is left without an item.
   EXPECT_EQ(Count("blobs"), Sql("SELECT count(DISTINCT sha256) FROM items WHERE has_original = 1").Int(0, 0));
+}
+
+TEST_F(StoreTest, DeliveredSubmissionReachesOnlyItsRecipientsInbox) {
+  std::vector<std::string> derivatives = {"first derivative", "second derivative"};
+  v1::Report report = MakeFileReport("delivered_with_removals", derivatives);
+  ASSERT_TRUE(Submit(&report, derivatives, "tanaka"));
+  const std::string& id = report.item_id();
+
+  std::vector<v1::InboxEntry> entries = store_->ListInbox("tanaka", "", 0);
+  ASSERT_EQ(EntryIds(entries), (std::vector<std::string>{id + ".0", id + ".1"}));
+  const v1::InboxEntry& first = entries[0];
+  EXPECT_EQ(first.item_id(), id);
+  EXPECT_EQ(first.name(), "form-0.pdf");
+  EXPECT_EQ(first.media_type(), "application/pdf");
+  EXPECT_EQ(first.sha256(), Sha256Hex(derivatives[0]));
+  EXPECT_EQ(first.size(), derivatives[0].size());
+  EXPECT_EQ(first.sender(), "contractor.example.jp");
+  EXPECT_EQ(first.note(), "note from contractor.example.jp");
+  EXPECT_EQ(first.submitted_at(), report.received_at());
+  EXPECT_FALSE(first.released_original());
+  EXPECT_EQ(first.fetched_at(), "");
+
+  // Another LGWAN identity sees nothing, and cannot fetch or acknowledge.
+  EXPECT_TRUE(store_->ListInbox("suzuki", "", 0).empty());
+  EXPECT_FALSE(store_->FetchInbox("suzuki", id + ".0").has_value());
+  EXPECT_FALSE(store_->AcknowledgeInbox("suzuki", id + ".0"));
+  EXPECT_FALSE(store_->FetchInbox("", id + ".0").has_value());
+
+  std::optional<ItemStore::InboxFile> fetched = store_->FetchInbox("tanaka", id + ".1");
+  ASSERT_TRUE(fetched.has_value());
+  EXPECT_EQ(fetched->bytes, derivatives[1]);
+  std::string fetched_at = fetched->entry.fetched_at();
+  EXPECT_TRUE(HasShape(fetched_at, "9999-99-99T99:99:99Z")) << fetched_at;
+  EXPECT_EQ(store_->ListInbox("tanaka", "", 0)[1].fetched_at(), fetched_at);
+  EXPECT_EQ(store_->FetchInbox("tanaka", id + ".1")->entry.fetched_at(), fetched_at);  // the first time
+
+  EXPECT_TRUE(store_->AcknowledgeInbox("tanaka", id + ".1"));
+  EXPECT_FALSE(store_->AcknowledgeInbox("tanaka", id + ".1"));
+  EXPECT_FALSE(store_->FetchInbox("tanaka", id + ".1").has_value());
+  EXPECT_EQ(EntryIds(store_->ListInbox("tanaka", "", 0)), (std::vector<std::string>{id + ".0"}));
+  // Acknowledged without a fetch: the recipient says it has it.
+  EXPECT_TRUE(store_->AcknowledgeInbox("tanaka", id + ".0"));
+  EXPECT_TRUE(store_->ListInbox("tanaka", "", 0).empty());
+  EXPECT_FALSE(store_->AcknowledgeInbox("tanaka", "no-such-entry"));
+
+  std::vector<v1::AuditEntry> audit = store_->ReadAudit(0, 0, id);
+  ASSERT_EQ(audit.size(), 1u);
+  EXPECT_EQ(audit[0].action(), "inbox.deliver");
+  EXPECT_EQ(audit[0].detail(), "2 derivatives to the inbox of tanaka");
+  EXPECT_TRUE(store_->VerifyAudit().ok());
+}
+
+TEST_F(StoreTest, ItemsNotDeliveredMakeNoInboxEntries) {
+  std::vector<std::string> derivatives = {"would-be derivative"};
+  for (const char* outcome : {"quarantined", "rejected"}) {
+    std::string original = std::string("original, ") + outcome;
+    v1::Report report = MakeFileReport(outcome, derivatives, original);
+    ASSERT_TRUE(Submit(&report, derivatives, "tanaka", "contractor.example.jp", "", &original));
+  }
+  // Delivered, but without the derivatives' bytes: a plain record.
+  v1::Report report = MakeFileReport("delivered", derivatives);
+  InboxDelivery without_bytes{"tanaka", "", "", nullptr};
+  ASSERT_TRUE(store_->Record(&report, nullptr, FileSummary("contractor.example.jp", "tanaka"), &without_bytes));
+  EXPECT_EQ(Count("items"), 3);
+  EXPECT_EQ(Count("inbox"), 0);
+  EXPECT_TRUE(store_->ListInbox("tanaka", "", 0).empty());
+  EXPECT_EQ(Actions(store_->ReadAudit(0, 0, "")), (std::vector<std::string>{"vault.hold", "vault.hold"}));
+}
+
+TEST_F(StoreTest, DerivativeUnlikeItsReportIsRefusedAndNothingRecorded) {
+  std::vector<std::string> derivatives = {"what the report describes"};
+  v1::Report report = MakeFileReport("delivered", derivatives);
+  std::vector<std::string> other = {"something else"};
+  EXPECT_THROW(Submit(&report, other, "tanaka"), StoreError);
+  std::vector<std::string> more = {derivatives[0], "extra"};
+  EXPECT_THROW(Submit(&report, more, "tanaka"), StoreError);
+  EXPECT_THROW(Submit(&report, derivatives, ""), StoreError);  // no recipient
+  EXPECT_EQ(report.item_id(), "");
+  EXPECT_EQ(Count("items"), 0);
+  EXPECT_EQ(Count("inbox"), 0);
+}
+
+TEST_F(StoreTest, SubmitKeyRecordsASubmissionOnce) {
+  std::vector<std::string> derivatives = {"derivative of the first try"};
+  v1::Report first = MakeFileReport("delivered", derivatives);
+  ASSERT_TRUE(Submit(&first, derivatives, "tanaka", "contractor.example.jp", "key-1"));
+
+  // The retry, sanitized again (say, with another outcome): nothing new.
+  std::vector<std::string> retried = {"derivative of the retry"};
+  v1::Report second = MakeFileReport("delivered_with_removals", retried);
+  EXPECT_FALSE(Submit(&second, retried, "tanaka", "contractor.example.jp", "key-1"));
+  EXPECT_EQ(second.SerializeAsString(), first.SerializeAsString());
+  EXPECT_EQ(Count("items"), 1);
+  EXPECT_EQ(Count("inbox"), 1);
+  EXPECT_EQ(Count("submissions"), 1);
+  EXPECT_EQ(store_->ReadAudit(0, 0, "").size(), 1u);
+  // Found before sanitizing, too, and only for its sender.
+  std::optional<v1::Report> found = store_->FindSubmission("contractor.example.jp", "key-1");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->SerializeAsString(), first.SerializeAsString());
+  EXPECT_FALSE(store_->FindSubmission("other.example.jp", "key-1").has_value());
+  EXPECT_FALSE(store_->FindSubmission("contractor.example.jp", "key-9").has_value());
+
+  // The same key from another sender, and another key, are new submissions.
+  v1::Report other_sender = MakeFileReport("delivered", retried);
+  EXPECT_TRUE(Submit(&other_sender, retried, "tanaka", "other.example.jp", "key-1"));
+  v1::Report other_key = MakeFileReport("delivered", retried);
+  EXPECT_TRUE(Submit(&other_key, retried, "tanaka", "contractor.example.jp", "key-2"));
+  EXPECT_NE(other_sender.item_id(), first.item_id());
+  EXPECT_NE(other_key.item_id(), other_sender.item_id());
+  EXPECT_EQ(store_->ListInbox("tanaka", "", 0).size(), 3u);
+
+  // A key recorded with an item that was not delivered answers the same.
+  std::string original = "quarantined original";
+  v1::Report held = MakeFileReport("quarantined", {}, original);
+  ASSERT_TRUE(Submit(&held, {}, "tanaka", "contractor.example.jp", "key-3", &original));
+  v1::Report again = MakeFileReport("quarantined", {}, original);
+  EXPECT_FALSE(Submit(&again, {}, "tanaka", "contractor.example.jp", "key-3", &original));
+  EXPECT_EQ(again.item_id(), held.item_id());
+  EXPECT_EQ(Count("items"), 4);
+}
+
+TEST_F(StoreTest, AcknowledgementDeletesTheBytesUnlessKept) {
+  std::string id = Deliver({"deleted on acknowledgement"});
+  ASSERT_NE(InboxContent(id + ".0"), "");
+  ASSERT_TRUE(store_->AcknowledgeInbox("tanaka", id + ".0"));
+  EXPECT_TRUE(Sql("SELECT content FROM inbox WHERE id = $1", {id + ".0"}).IsNull(0, 0));
+  EXPECT_TRUE(HasShape(Sql("SELECT acknowledged_at FROM inbox WHERE id = $1", {id + ".0"}).Text(0, 0),
+                       "9999-99-99T99:99:99Z"));
+
+  store_.reset();
+  options_.keep_acknowledged = true;
+  Reopen();
+  std::string kept = Deliver({"kept after acknowledgement"});
+  ASSERT_TRUE(store_->AcknowledgeInbox("tanaka", kept + ".0"));
+  EXPECT_NE(InboxContent(kept + ".0"), "");
+  // Kept, but gone from the inbox all the same.
+  EXPECT_FALSE(store_->AcknowledgeInbox("tanaka", kept + ".0"));
+  EXPECT_FALSE(store_->FetchInbox("tanaka", kept + ".0").has_value());
+  EXPECT_TRUE(store_->ListInbox("tanaka", "", 0).empty());
+}
+
+TEST_F(StoreTest, PurgeExpiresInboxEntriesPastTheirRetention) {
+  store_.reset();
+  options_.inbox_retention_days = 14;
+  options_.keep_acknowledged = true;
+  Reopen();
+  std::vector<std::string> derivatives = {"old, unfetched", "old, acknowledged and kept"};
+  v1::Report old_report = MakeFileReport("delivered", derivatives);
+  SetStamp(&old_report, "20250101", 1);
+  ASSERT_TRUE(Submit(&old_report, derivatives, "tanaka"));
+  const std::string old = old_report.item_id();
+  ASSERT_TRUE(store_->AcknowledgeInbox("tanaka", old + ".1"));
+  std::string recent = Deliver({"recent"});
+
+  ItemStore::PurgeResult result = store_->Purge(system_clock::now());
+  EXPECT_EQ(result.inbox_expired, 2u);
+  EXPECT_EQ(result.expired, 0u);
+  EXPECT_EQ(InboxContent(old + ".0"), "");
+  EXPECT_EQ(InboxContent(old + ".1"), "");
+  EXPECT_NE(Sql("SELECT expired_at FROM inbox WHERE id = $1", {old + ".0"}).Text(0, 0), "");
+  EXPECT_EQ(EntryIds(store_->ListInbox("tanaka", "", 0)), (std::vector<std::string>{recent + ".0"}));
+  EXPECT_FALSE(store_->FetchInbox("tanaka", old + ".0").has_value());
+  EXPECT_FALSE(store_->AcknowledgeInbox("tanaka", old + ".0"));
+  EXPECT_EQ(store_->Purge(system_clock::now()).inbox_expired, 0u);
+
+  EXPECT_EQ(store_->Purge(system_clock::now() + hours(24 * 13)).inbox_expired, 0u);
+  EXPECT_EQ(store_->Purge(system_clock::now() + hours(24 * 15)).inbox_expired, 1u);
+  EXPECT_TRUE(store_->ListInbox("tanaka", "", 0).empty());
+  EXPECT_EQ(Count("inbox"), 3);  // the rows stay: the record of what crossed
+
+  std::vector<v1::AuditEntry> audit = store_->ReadAudit(0, 0, old);
+  ASSERT_EQ(Actions(audit), (std::vector<std::string>{"inbox.deliver", "inbox.expire", "inbox.expire"}));
+  EXPECT_EQ(audit[1].actor(), "mugaid");
+  EXPECT_NE(audit[1].detail().find("of tanaka: retention of 14 days"), std::string::npos) << audit[1].detail();
+  EXPECT_TRUE(store_->VerifyAudit().ok());
+}
+
+TEST_F(StoreTest, ReleaseToInboxDeliversAReleasedFileOriginalOnce) {
+  std::string original = "the quarantined original";
+  v1::Report report = MakeFileReport("quarantined", {}, original);
+  ASSERT_TRUE(Submit(&report, {}, "tanaka", "contractor.example.jp", "", &original));
+  const std::string id = report.item_id();
+
+  EXPECT_EQ(store_->ReleaseToInbox(id, "bob").refusal, Refusal::kWrongState);  // held
+  ASSERT_EQ(store_->RequestRelease(id, "alice", "needed").refusal, Refusal::kNone);
+  EXPECT_EQ(store_->ReleaseToInbox(id, "bob").refusal, Refusal::kWrongState);  // only requested
+  ASSERT_EQ(store_->DecideRelease(id, "bob", true, "ok", true).refusal, Refusal::kNone);
+  EXPECT_EQ(store_->ReleaseToInbox("no-such-item", "bob").refusal, Refusal::kNoSuchItem);
+  EXPECT_TRUE(store_->ListInbox("tanaka", "", 0).empty());
+
+  ItemStore::Change change = store_->ReleaseToInbox(id, "bob");
+  ASSERT_EQ(change.refusal, Refusal::kNone);
+  EXPECT_EQ(change.item.state(), "released");
+  EXPECT_EQ(change.item.release().delivery(), "in the LGWAN inbox of tanaka");
+  EXPECT_NE(change.item.release().delivered_at(), "");
+  EXPECT_EQ(store_->ReleaseToInbox(id, "bob").refusal, Refusal::kWrongState);  // delivered already
+
+  std::vector<v1::InboxEntry> entries = store_->ListInbox("tanaka", "", 0);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_EQ(entries[0].id(), id + ".original");
+  EXPECT_TRUE(entries[0].released_original());
+  EXPECT_EQ(entries[0].name(), "formxcod.docx");  // made safe: no path, no bidi override
+  EXPECT_EQ(entries[0].sha256(), Sha256Hex(original));
+  EXPECT_EQ(entries[0].sender(), "contractor.example.jp");
+  EXPECT_EQ(entries[0].note(), "original released from the vault by bob");
+  EXPECT_TRUE(store_->ListInbox("suzuki", "", 0).empty());
+  EXPECT_FALSE(store_->FetchInbox("suzuki", id + ".original").has_value());
+  EXPECT_EQ(store_->FetchInbox("tanaka", id + ".original")->bytes, original);
+  EXPECT_EQ(Actions(store_->ReadAudit(0, 0, id)),
+            (std::vector<std::string>{"vault.hold", "release.request", "release.approve", "release.delivered"}));
+
+  // The inbox has its own sealed copy: the vault's may go.
+  ASSERT_EQ(store_->Delete(id, "alice", "done").refusal, Refusal::kNone);
+  EXPECT_EQ(Count("blobs"), 0);
+  EXPECT_EQ(store_->FetchInbox("tanaka", id + ".original")->bytes, original);
+  EXPECT_TRUE(store_->VerifyAudit().ok());
+}
+
+TEST_F(StoreTest, ReleaseToInboxRefusesMailAndItemsWithoutRecipient) {
+  std::string mail = Hold("a held message");  // kind "mail"
+  std::string original = "file without a recipient";
+  v1::Report report = MakeFileReport("quarantined", {}, original);
+  v1::ItemSummary summary = FileSummary("contractor.example.jp", "");
+  summary.clear_recipients();
+  ASSERT_TRUE(store_->Record(&report, &original, summary, nullptr));
+  for (const std::string& id : {mail, report.item_id()}) {
+    ASSERT_EQ(store_->RequestRelease(id, "alice", "r").refusal, Refusal::kNone);
+    ASSERT_EQ(store_->DecideRelease(id, "bob", true, "ok", true).refusal, Refusal::kNone);
+    EXPECT_EQ(store_->ReleaseToInbox(id, "bob").refusal, Refusal::kWrongState) << id;
+    EXPECT_EQ(store_->Get(id)->release().delivered_at(), "");
+  }
+  EXPECT_EQ(Count("inbox"), 0);
+}
+
+TEST_F(StoreTest, InboxContentIsEncryptedAtRest) {
+  if (postgres()) GTEST_SKIP() << "reads SQLite's files";
+  std::string derivative = "PLAINTEXT DERIVATIVE MARKER 4711";
+  std::string id = Deliver({derivative});
+  EXPECT_EQ(InboxContent(id + ".0").substr(0, 4), "MGV1");
+  store_.reset();
+  raw_.reset();
+  std::string files;
+  for (const fs::directory_entry& entry : fs::directory_iterator(data_dir_)) files += ReadFile(entry.path());
+  EXPECT_EQ(files.find(derivative), std::string::npos);
+  EXPECT_NE(files.find(Sha256Hex(derivative)), std::string::npos);  // the row is there
+}
+
+TEST_F(StoreTest, ListInboxPagesInOrderAfterAnId) {
+  std::vector<std::string> many;
+  for (int i = 0; i < 12; ++i) many.push_back("derivative " + std::to_string(i));
+  std::string first = Deliver(many);
+  std::string second = Deliver({"second item"});
+  std::vector<std::string> expected;
+  for (int i = 0; i < 12; ++i) expected.push_back(first + "." + std::to_string(i));  // .10 after .9
+  expected.push_back(second + ".0");
+  EXPECT_EQ(EntryIds(store_->ListInbox("tanaka", "", 0)), expected);
+
+  std::vector<std::string> paged;
+  std::string after;
+  for (;;) {
+    std::vector<v1::InboxEntry> page = store_->ListInbox("tanaka", after, 5);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 5u);
+    for (const v1::InboxEntry& entry : page) paged.push_back(entry.id());
+    after = page.back().id();
+  }
+  EXPECT_EQ(paged, expected);
+  EXPECT_EQ(EntryIds(store_->ListInbox("tanaka", first, 0)), (std::vector<std::string>{second + ".0"}));
+  EXPECT_EQ(EntryIds(store_->ListInbox("tanaka", first + ".original", 2)),
+            (std::vector<std::string>{first + ".0", first + ".1"}));
+  EXPECT_TRUE(store_->ListInbox("tanaka", "~", 0).empty());
+}
+
+TEST_F(StoreTest, ConcurrentDeliveriesAndAcknowledgementsAllLand) {
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 10;
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string recipient = "user" + std::to_string(t % 4);  // two threads per inbox
+      for (int i = 0; i < kPerThread; ++i) {
+        std::vector<std::string> derivatives = {"t" + std::to_string(t) + " i" + std::to_string(i) + " a",
+                                                "t" + std::to_string(t) + " i" + std::to_string(i) + " b"};
+        v1::Report report = MakeFileReport("delivered", derivatives, "original " + std::to_string(t * 100 + i));
+        std::string key = "key-" + std::to_string(i);
+        std::string sender = "sender" + std::to_string(t);
+        try {
+          if (!Submit(&report, derivatives, recipient, sender, key)) ++failures;
+          if (Submit(&report, derivatives, recipient, sender, key)) ++failures;  // the retry
+          std::optional<ItemStore::InboxFile> file = store_->FetchInbox(recipient, report.item_id() + ".0");
+          if (!file || file->bytes != derivatives[0]) ++failures;
+          if (!store_->AcknowledgeInbox(recipient, report.item_id() + ".0")) ++failures;
+        } catch (const StoreError& e) {
+          ADD_FAILURE() << e.what();
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(Count("items"), kThreads * kPerThread);
+  EXPECT_EQ(Count("submissions"), kThreads * kPerThread);
+  EXPECT_EQ(Count("inbox"), 2 * kThreads * kPerThread);
+  for (int r = 0; r < 4; ++r) {
+    std::vector<v1::InboxEntry> left = store_->ListInbox("user" + std::to_string(r), "", 1000);
+    EXPECT_EQ(left.size(), static_cast<size_t>(2 * kPerThread));
+    for (const v1::InboxEntry& entry : left) EXPECT_EQ(entry.id().substr(entry.id().size() - 2), ".1");
+  }
+  v1::AuditVerification verification = store_->VerifyAudit();
+  EXPECT_TRUE(verification.ok()) << verification.problem();
+  EXPECT_EQ(verification.entries(), static_cast<uint64_t>(kThreads * kPerThread));
+}
+
+TEST_F(StoreTest, MigratesASchema2DatabaseToTheInbox) {
+  // A schema-2 database, made by the statements release 2 ran, with one
+  // item in it.
+  store_.reset();
+  raw_.reset();
+  if (postgres()) {
+    ResetPostgresSchema("DROP SCHEMA IF EXISTS " + PostgresSchema() + " CASCADE", "CREATE SCHEMA " + PostgresSchema());
+  } else {
+    fs::remove(data_dir_ / "mugai.db");
+    fs::remove(data_dir_ / "mugai.db-wal");
+    fs::remove(data_dir_ / "mugai.db-shm");
+  }
+  std::unique_ptr<SqlDatabase> db =
+      postgres() ? OpenPostgresDatabase(options_.postgres, 1) : OpenSqliteDatabase(data_dir_ / "mugai.db");
+  const char* blob = postgres() ? "BYTEA" : "BLOB";
+  v1::Report old = MakeReport("delivered", "from schema 2");
+  SetStamp(&old, "20250101", 7);
+  std::string serialized = old.SerializeAsString();
+  db->Transact([&](SqlSession& session) {
+    ASSERT_EQ(db->SchemaVersion(session), 0);
+    session.Query(std::string("CREATE TABLE items (id TEXT PRIMARY KEY, received_at TEXT NOT NULL, name TEXT, "
+                              "detected_type TEXT, sha256 TEXT NOT NULL, size BIGINT NOT NULL, outcome TEXT NOT NULL, "
+                              "finding_codes TEXT NOT NULL, has_original INTEGER NOT NULL, report ") +
+                  blob + " NOT NULL)");
+    session.Query("CREATE INDEX items_by_outcome ON items (outcome, id)");
+    session.Query("CREATE INDEX items_by_original ON items (sha256) WHERE has_original = 1");
+    for (const char* column : {"state", "state_changed_at", "kind", "sender", "recipients", "subject"}) {
+      session.Query(std::string("ALTER TABLE items ADD COLUMN ") + column + " TEXT NOT NULL DEFAULT ''");
+    }
+    session.Query(std::string("ALTER TABLE items ADD COLUMN summary ") + blob);
+    session.Query(std::string("ALTER TABLE items ADD COLUMN release_info ") + blob);
+    session.Query("CREATE INDEX items_by_state ON items (state, id)");
+    session.Query("CREATE INDEX items_by_received_at ON items (received_at)");
+    session.Query(std::string("CREATE TABLE blobs (sha256 TEXT PRIMARY KEY, sealed ") + blob + " NOT NULL)");
+    session.Query(
+        "CREATE TABLE audit (seq BIGINT PRIMARY KEY, at TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, "
+        "item_id TEXT NOT NULL, detail TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)");
+    session.Query("CREATE INDEX audit_by_item ON audit (item_id, seq)");
+    session.Query(
+        "INSERT INTO items (id, received_at, name, detected_type, sha256, size, outcome, finding_codes, has_original, "
+        "report, kind) VALUES ($1, $2, 'old.pdf', 'application/pdf', $3, 13, 'delivered', '', 0, $4, 'file')",
+        {old.item_id(), old.received_at(), old.item().sha256(), SqlBytes{serialized}});
+    db->SetSchemaVersion(session, 2);
+  });
+  db.reset();
+
+  Reopen();
+  raw_ = postgres() ? OpenPostgresDatabase(options_.postgres, 1) : OpenSqliteDatabase(data_dir_ / "mugai.db");
+  raw_->Transact([&](SqlSession& session) { EXPECT_EQ(raw_->SchemaVersion(session), 3); });
+  EXPECT_EQ(store_->Get(old.item_id())->report().SerializeAsString(), serialized);
+  EXPECT_EQ(Count("inbox"), 0);
+  std::string id = Deliver({"after the migration"});
+  EXPECT_EQ(store_->FetchInbox("tanaka", id + ".0")->bytes, "after the migration");
+  Reopen();  // at the current version: nothing to do
+  EXPECT_EQ(store_->ListInbox("tanaka", "", 0).size(), 1u);
 }
 
 TEST_F(StoreTest, LostVaultKeyIsNotReplaced) {
