@@ -138,6 +138,7 @@ Config LoadConfig(const std::string& path) {
     t.String("ingress", &config.ingress);
     t.String("egress", &config.egress);
     t.String("admin", &config.admin);
+    t.String("health", &config.health);
     for (auto [name, tls] : {std::pair{"ingress", &config.ingress_tls}, std::pair{"egress", &config.egress_tls},
                              std::pair{"admin", &config.admin_tls}}) {
       t.Table((std::string(name) + "_tls").c_str(), [&](TableReader& u) {

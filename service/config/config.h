@@ -77,6 +77,9 @@ struct Config {
   std::string egress = "unix:/run/mugai/egress.sock";
   std::string admin = "unix:/run/mugai/admin.sock";
   ListenerTls ingress_tls, egress_tls, admin_tls;
+  // grpc.health.v1 and Status only, plaintext, so a unix socket or loopback
+  // only (for probes that cannot present a certificate). Empty: none.
+  std::string health;
 
   unsigned workers = 0;  // 0: one per CPU
   unsigned worker_max_jobs = 2000;

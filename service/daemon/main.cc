@@ -2,9 +2,13 @@
 //
 //   mugaid [--config FILE] [--data-dir DIR] [--ingress ADDR] [--egress ADDR]
 //          [--admin ADDR] [--signatures DIR]
+//
+// Plaintext listeners only on unix sockets and loopback; mugaid refuses to
+// start with one anywhere else.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -63,23 +67,58 @@ std::string BesideSelf(const std::string& configured, const char* program) {
   return (std::filesystem::read_symlink("/proc/self/exe").parent_path() / program).string();
 }
 
-bool IsLoopback(const std::string& address) {
-  return address.starts_with("127.") || address.starts_with("localhost:") || address.starts_with("[::1]:") ||
-         address.starts_with("ipv4:127.") || address.starts_with("ipv6:[::1]");
+// True when only this host can reach `address`: a unix socket, or a
+// loopback IP literal (127.0.0.0/8, [::1]) or "localhost", with or without
+// gRPC's ipv4:/ipv6: scheme, and a port. Everything else is off loopback:
+// 0.0.0.0 and [::] (every interface), any other name (127.example.org is a
+// name), a list of addresses.
+bool IsLocalAddress(const std::string& address) {
+  if (address.starts_with("unix:") || address.starts_with("unix-abstract:")) return true;
+  std::string_view host_port = address;
+  for (std::string_view scheme : {"ipv4:", "ipv6:"}) {
+    if (host_port.starts_with(scheme)) host_port.remove_prefix(scheme.size());
+  }
+  const size_t colon = host_port.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == host_port.size()) return false;
+  const std::string host(host_port.substr(0, colon));
+  if (host == "localhost") return true;
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return ntohl(v4.s_addr) >> 24 == 127;
+  in6_addr v6{};
+  return host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+         inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+// Fails closed before anything starts: plaintext only where no other host
+// can connect (issue 9), and a TLS table given in part is an error, not
+// plaintext.
+void CheckListener(const std::string& name, const std::string& address, const ListenerTls& tls) {
+  const std::string table = "[listeners." + name + "_tls]";
+  if (tls.cert_file.empty() != tls.key_file.empty() || (tls.cert_file.empty() && !tls.client_ca_file.empty())) {
+    throw ConfigError(name + " listener " + address + ": " + table +
+                      " needs both cert_file and key_file (client_ca_file alone does not make TLS)");
+  }
+  if (tls.cert_file.empty() && !IsLocalAddress(address)) {
+    throw ConfigError(name + " listener " + address +
+                      " would be plaintext TCP off loopback, which is refused: give it " + table +
+                      " cert_file and key_file, or listen on a unix socket or loopback");
+  }
+}
+
+// The health listener has no TLS at all, so loopback or a unix socket only.
+void CheckHealthListener(const std::string& address) {
+  if (!address.empty() && !IsLocalAddress(address)) {
+    throw ConfigError("health listener " + address +
+                      " is off loopback: it is always plaintext, so give [listeners] health a unix socket or "
+                      "loopback address (127.0.0.1:PORT), or leave it empty");
+  }
 }
 
 // TLS when the listener has a certificate, with client certificates
-// required and verified when it has a client CA. Plaintext is for unix
-// sockets and loopback; anywhere else it is allowed, but loudly.
-std::shared_ptr<grpc::ServerCredentials> Credentials(const std::string& name, const std::string& address,
-                                                     const ListenerTls& tls) {
-  if (tls.cert_file.empty()) {
-    if (!address.starts_with("unix:") && !IsLoopback(address)) {
-      LogWarn(name + " listener " + address + " is plaintext TCP off loopback; give it a certificate ([listeners." +
-              name + "_tls])");
-    }
-    return grpc::InsecureServerCredentials();
-  }
+// required and verified when it has a client CA; else plaintext (checked
+// above to be local).
+std::shared_ptr<grpc::ServerCredentials> Credentials(const ListenerTls& tls) {
+  if (tls.cert_file.empty()) return grpc::InsecureServerCredentials();
   grpc::SslServerCredentialsOptions options(tls.client_ca_file.empty()
                                                 ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
                                                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
@@ -114,23 +153,33 @@ void PrepareAddress(const std::string& address) {
 
 struct Listener {
   std::string name;
+  std::string address;
+  ListenerTls tls;
+  bool health_only = false;  // plaintext by design: grpc.health.v1 and Status
   std::vector<std::unique_ptr<grpc::Service>> services;
   std::unique_ptr<grpc::Server> server;
 };
 
-void StartListener(Listener& listener, const std::string& address, const ListenerTls& tls) {
+void StartListener(Listener& listener) {
+  const std::string& address = listener.address;
+  const ListenerTls& tls = listener.tls;
   PrepareAddress(address);
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(address, Credentials(listener.name, address, tls), &port);
+  builder.AddListeningPort(address, Credentials(tls), &port);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   for (auto& service : listener.services) builder.RegisterService(service.get());
   listener.server = builder.BuildAndStart();
   if (!listener.server) throw std::runtime_error("cannot listen on " + address + " (" + listener.name + ")");
-  LogInfo(listener.name + " listening on " + address + (tls.cert_file.empty() ? "" : tls.client_ca_file.empty()
-                                                                                        ? " (TLS)"
-                                                                                        : " (mutual TLS)"));
+  const std::string line = listener.name + " listening on " + address;
+  if (listener.health_only) {
+    LogInfo(line + " (plaintext, health checks only)");
+  } else if (tls.cert_file.empty()) {
+    LogWarn(line + " in plaintext (no [listeners." + listener.name + "_tls]; allowed on this host only)");
+  } else {
+    LogInfo(line + (tls.client_ca_file.empty() ? " (TLS)" : " (mutual TLS)"));
+  }
 }
 
 int Run(int argc, char** argv) {
@@ -142,6 +191,10 @@ int Run(int argc, char** argv) {
     std::cerr << "mugaid: " << e.what() << "\n" << kUsage;
     return 1;
   }
+  CheckListener("ingress", config.ingress, config.ingress_tls);
+  CheckListener("egress", config.egress, config.egress_tls);
+  CheckListener("admin", config.admin, config.admin_tls);
+  CheckHealthListener(config.health);
 
   // Signals are taken by one thread with sigwait; block them everywhere
   // first so that every thread started from here inherits the mask.
@@ -233,16 +286,27 @@ int Run(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   std::vector<Listener> listeners(3);
   listeners[0].name = "ingress";
+  listeners[0].address = config.ingress;
+  listeners[0].tls = config.ingress_tls;
   listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, mail, *store));
   listeners[0].services.push_back(std::make_unique<ExchangeService>(sanitizer, *store, submitters));
   listeners[1].name = "egress";
+  listeners[1].address = config.egress;
+  listeners[1].tls = config.egress_tls;
   listeners[1].services.push_back(std::make_unique<InboxService>(*store, recipients));
   listeners[2].name = "admin";
+  listeners[2].address = config.admin;
+  listeners[2].tls = config.admin_tls;
   listeners[2].services.push_back(std::make_unique<AdminService>(*store, config.admin_access, access, release.get()));
+  if (!config.health.empty()) {
+    Listener& health = listeners.emplace_back();
+    health.name = "health";
+    health.address = config.health;
+    health.health_only = true;
+  }
   for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool));
-  const std::string* addresses[] = {&config.ingress, &config.egress, &config.admin};
-  const ListenerTls* tls[] = {&config.ingress_tls, &config.egress_tls, &config.admin_tls};
-  for (size_t i = 0; i < listeners.size(); ++i) StartListener(listeners[i], *addresses[i], *tls[i]);
+  // The health listener last: when it answers, every listener does.
+  for (Listener& l : listeners) StartListener(l);
   LogInfo("ready");
 
   for (;;) {

@@ -3,10 +3,12 @@ runs here, so this checks that everything deploy/k8s and
 deploy/container/Containerfile name exists and agrees — every binary in a
 command or probe is in the build's bin directory, every flag is one its
 --help lists, every probe and Service port is a containerPort and a
-listener of the ConfigMap's mugai.toml, that mugai.toml loads with the real
-config loader, every path it names is mounted (and a file in a mounted
-Secret is a key of that Secret), and the Containerfile copies files that
-exist and runs setup.sh with a subcommand it has.
+listener of the ConfigMap's mugai.toml, every listener on the pod network
+is mutual TLS and mugaid's probes are `mugai status` on its loopback health
+listener, that mugai.toml loads with the real config loader, every path it
+names is mounted in the pod that reads it (and a file in a mounted Secret
+is a key of that Secret), and the Containerfile copies files that exist and
+runs setup.sh with a subcommand it has.
 
   python3 test_manifests.py --bin-dir BUILD/bin [unittest options]
 
@@ -68,6 +70,14 @@ def tcp_port(address):
     if not m:
         raise AssertionError(f"{address} is not a TCP address")
     return int(m.group(1))
+
+
+def is_loopback(address):
+    """What mugaid accepts as plaintext: a unix socket or a loopback IP (or localhost)."""
+    if address.startswith("unix:"):
+        return True
+    host = re.sub(r"^ipv[46]:", "", address).rsplit(":", 1)[0]
+    return host in ("localhost", "[::1]") or re.fullmatch(r"127\.\d+\.\d+\.\d+", host) is not None
 
 
 def workloads(manifests):
@@ -147,10 +157,21 @@ class ManifestTest(unittest.TestCase):
                         if kind in spec:
                             self.assertIn(spec[kind]["port"], ports, f"{workload} {probe}")
 
-    def test_mugaid_is_probed_with_grpc_health_and_replicated(self):
+    def test_mugaid_is_probed_with_mugai_status_on_the_health_listener_and_replicated(self):
+        # The kubelet's grpc probe has no TLS and every pod-network listener
+        # is mutual TLS: the probes run `mugai status` in the pod, on the
+        # plaintext loopback health listener.
+        health = self.config["listeners"].get("health", "")
+        self.assertTrue(health and is_loopback(health), f"[listeners] health = {health!r}: not loopback")
         (container,) = self.mugaid["containers"]
         for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
-            self.assertIn("grpc", container[probe], probe)
+            self.assertIn("exec", container[probe], probe)
+            argv = container[probe]["exec"]["command"]
+            self.assertEqual(os.path.basename(argv[0]), "mugai", probe)
+            self.assertEqual(argv[-1], "status", probe)
+            self.assertEqual(argv[argv.index("--server") + 1], health, f"{probe} does not probe the health listener")
+            timeout = int(argv[argv.index("--timeout") + 1]) if "--timeout" in argv else 600
+            self.assertLess(timeout, container[probe].get("timeoutSeconds", 1), f"{probe}: --timeout")
         deployment = by_name(self.manifests, "Deployment", "mugaid")
         self.assertGreaterEqual(deployment["spec"]["replicas"], 2)
         self.assertEqual(self.config["store"]["backend"], "postgresql", "replicas must share PostgreSQL")
@@ -160,13 +181,17 @@ class ManifestTest(unittest.TestCase):
         listener_ports = {tcp_port(listeners[n]) for n in ("ingress", "egress", "admin")}
         self.assertEqual(self.container_ports(self.mugaid), listener_ports)
         self.assertEqual(self.container_ports(self.milter), {tcp_port(self.config["milter"]["listen"])})
-        # The grpc probes go to a plaintext listener: the kubelet's probe has no TLS.
-        (container,) = self.mugaid["containers"]
-        probed = {container[p]["grpc"]["port"] for p in ("startupProbe", "readinessProbe", "livenessProbe")}
+        self.assertNotIn(tcp_port(listeners["health"]), self.container_ports(self.mugaid), "health is loopback")
+        # mugaid refuses plaintext off loopback; on the pod network each
+        # listener also asks for client certificates.
         for name in ("ingress", "egress", "admin"):
-            if tcp_port(listeners[name]) in probed:
-                self.assertFalse(listeners.get(f"{name}_tls", {}).get("cert_file"),
-                                 f"the {name} listener is probed by the kubelet's gRPC probe but has TLS")
+            self.assertFalse(is_loopback(listeners[name]), f"{name} = {listeners[name]} is not on the pod network")
+            tls = listeners.get(f"{name}_tls", {})
+            for key in ("cert_file", "key_file", "client_ca_file"):
+                self.assertTrue(tls.get(key), f"[listeners.{name}_tls] {key} is not set")
+        milter = self.config["milter"]
+        for key in ("tls_ca_file", "tls_cert_file", "tls_key_file"):
+            self.assertTrue(milter.get(key), f"[milter] {key}: the milter must call ingress with mutual TLS")
 
     def test_services_select_pods_and_their_ports(self):
         pods = {name: (by_name(self.manifests, "Deployment", name)["spec"]["template"]["metadata"]["labels"], pod)
@@ -192,23 +217,34 @@ class ManifestTest(unittest.TestCase):
         # mugaid has no config-check mode; mugai-milter --check reads the
         # whole file with the same LoadConfig (every table, every key) and
         # exits 2 when it does not load, 1 when it loads but mugaid does not
-        # answer.
+        # answer. It reads its TLS files first: those of the ConfigMap are
+        # in a Secret, so the check gets test certificates of the same
+        # names (deploy/make-test-certs.sh) in their place.
         milter = os.path.join(BIN, "mugai-milter")
         with tempfile.TemporaryDirectory() as tmp:
+            certs = os.path.join(tmp, "certs")
+            subprocess.run(["bash", os.path.join(ROOT, "deploy", "make-test-certs.sh"), certs], check=True,
+                           capture_output=True, timeout=300)
+            config_text = self.config_text
+            for path in self.milter_paths():
+                stand_in = os.path.join(certs, os.path.basename(path))
+                self.assertTrue(os.path.exists(stand_in), f"make-test-certs.sh makes no {os.path.basename(path)}")
+                config_text = config_text.replace(f'"{path}"', f'"{stand_in}"')
+
             def check(text):
                 path = os.path.join(tmp, "mugai.toml")
                 with open(path, "w") as f:
                     f.write(text)
                 return subprocess.run([milter, "--config", path, "--check", "--server", f"unix:{tmp}/none.sock"],
                                       capture_output=True, text=True, timeout=60)
-            r = check(self.config_text)
+            r = check(config_text)
             self.assertEqual(r.returncode, 1, f"the ConfigMap's mugai.toml does not load:\n{r.stdout}{r.stderr}")
             self.assertIn("does not answer", r.stdout)
-            broken = check(self.config_text + "\n[no_such_table]\nkey = 1\n")
+            broken = check(config_text + "\n[no_such_table]\nkey = 1\n")
             self.assertEqual(broken.returncode, 2, "the check does not tell a broken config from a good one")
 
     def config_paths(self):
-        """Every file or directory the config names."""
+        """Every file or directory mugaid's part of the config names."""
         c = self.config
         paths = [c["data_dir"], c["signatures"], c["vault"]["key_file"]]
         for name in ("ingress_tls", "egress_tls", "admin_tls"):
@@ -217,21 +253,31 @@ class ManifestTest(unittest.TestCase):
         paths += re.findall(r"\bssl(?:rootcert|cert|key)=(\S+)", c["store"]["postgresql"])
         return [p for p in paths if p]
 
+    def milter_paths(self):
+        """Every file the [milter] table names (read by mugai-milter only)."""
+        milter = self.config["milter"]
+        return [milter[k] for k in ("tls_ca_file", "tls_cert_file", "tls_key_file") if milter.get(k)]
+
     def test_every_path_the_config_names_is_mounted(self):
-        (container,) = self.mugaid["containers"]
-        mounted = mounts(self.mugaid, container)
         secrets = {s["metadata"]["name"]: s for s in objects(self.manifests, "Secret")}
-        for path in self.config_paths():
-            under = [(m, v) for m, v, _ in mounted if path == m or path.startswith(m.rstrip("/") + "/")]
-            self.assertTrue(under, f"{path} (named in mugai.toml) is on no volume of mugaid")
-            mount, volume = max(under, key=lambda u: len(u[0]))
-            if "secret" in volume:
-                secret = secrets[volume["secret"]["secretName"]]
-                keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
-                self.assertIn(os.path.relpath(path, mount), keys,
-                              f"{path}: not a key of Secret {secret['metadata']['name']}")
-            if "persistentVolumeClaim" in volume:
-                by_name(self.manifests, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
+        for workload, pod, paths in (("mugaid", self.mugaid, self.config_paths()),
+                                     ("mugai-milter", self.milter, self.milter_paths())):
+            (container,) = pod["containers"]
+            mounted = mounts(pod, container)
+            for path in paths:
+                under = [(m, v) for m, v, _ in mounted if path == m or path.startswith(m.rstrip("/") + "/")]
+                self.assertTrue(under, f"{path} (named in mugai.toml) is on no volume of {workload}")
+                mount, volume = max(under, key=lambda u: len(u[0]))
+                if "secret" in volume:
+                    secret = secrets[volume["secret"]["secretName"]]
+                    keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+                    self.assertIn(os.path.relpath(path, mount), keys,
+                                  f"{path}: not a key of Secret {secret['metadata']['name']}")
+                    # Mode 0440 files are the pod's group's only with fsGroup.
+                    self.assertEqual(pod["securityContext"].get("fsGroup"), pod["securityContext"]["runAsGroup"],
+                                     f"{workload} cannot read Secret {secret['metadata']['name']}")
+                if "persistentVolumeClaim" in volume:
+                    by_name(self.manifests, "PersistentVolumeClaim", volume["persistentVolumeClaim"]["claimName"])
         for workload, pod in workloads(self.manifests):
             (container,) = pod["containers"]
             argv = container["command"] + container.get("args", [])

@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -19,6 +20,13 @@ TESTFILES = "/usr/share/clamav-testfiles"
 
 # Built at run time from two halves, so no EICAR file exists in the tree.
 EICAR = (b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*")
+
+
+def free_port():
+    """A TCP port nothing listens on now (for a test's listener)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class Process:
@@ -693,6 +701,83 @@ class ListenerTest(DaemonTestCase):
         self.assertNotIn(b"mugai.v1.Sanitizer", services)
         r = self.daemon.cli("quarantine", "list")  # ingress address: no Admin there
         self.assertEqual(r.returncode, 1)
+
+    def start_refused(self, config, **listeners):
+        """Runs a mugaid that must refuse to start; returns its output.
+        `listeners`: --ingress/--egress/--admin flags (the rest: unix
+        sockets, or what `config` says when given as None)."""
+        d = Daemon(config)
+        self.addCleanup(d.cleanup)
+        argv = [os.path.join(BIN, "mugaid"), "--config", d.config, "--data-dir", os.path.join(d.dir, "data"),
+                "--signatures", d.signatures]
+        for name in ("ingress", "egress", "admin"):
+            address = listeners.get(name, getattr(d, name))
+            if address is not None:
+                argv += [f"--{name}", address]
+        r = subprocess.run(argv, capture_output=True, timeout=60)
+        output = r.stdout.decode() + r.stderr.decode()
+        self.assertNotEqual(r.returncode, 0, output)
+        self.assertNotRegex(output, r" ready$")
+        self.assertNotIn("workers started", output, "the check must come before anything starts")
+        return output
+
+    def test_plaintext_off_loopback_is_refused_at_startup(self):
+        port = free_port()
+        fix = "cert_file and key_file, or listen on a unix socket or loopback"
+        for name, address, config in (
+                ("ingress", f"0.0.0.0:{port}", ""),
+                ("egress", f"[::]:{port}", ""),
+                ("ingress", f"ipv4:0.0.0.0:{port}", ""),
+                ("egress", f"127.example.org:{port}", ""),  # a name, not 127/8
+                ("admin", f"0.0.0.0:{port}", f'[listeners]\nadmin = "0.0.0.0:{port}"\n')):
+            with self.subTest(name=name, address=address):
+                flags = {name: None} if config else {name: address}
+                output = self.start_refused(config, **flags)
+                self.assertIn(f"{name} listener {address} would be plaintext TCP off loopback", output)
+                self.assertIn(f"give it [listeners.{name}_tls] {fix}", output)
+        # A client CA without a certificate is no TLS: refused, not plaintext.
+        output = self.start_refused('[listeners.admin_tls]\nclient_ca_file = "/etc/mugai/ca.crt"\n')
+        self.assertIn("[listeners.admin_tls] needs both cert_file and key_file", output)
+
+    def test_health_listener_is_refused_off_loopback(self):
+        for address in (f"0.0.0.0:{free_port()}", f"[::]:{free_port()}", f"192.0.2.1:{free_port()}"):
+            with self.subTest(address=address):
+                output = self.start_refused(f'[listeners]\nhealth = "{address}"\n')
+                self.assertIn(f"health listener {address} is off loopback", output)
+
+    def test_plaintext_on_loopback_warns_and_the_health_listener_answers_status(self):
+        health = f"127.0.0.1:{free_port()}"
+        d = Daemon(f'[listeners]\nhealth = "{health}"\n')
+        self.addCleanup(d.cleanup)
+        d.ingress = f"127.0.0.1:{free_port()}"
+        d.egress = f"[::1]:{free_port()}"
+        d.admin = f"localhost:{free_port()}"
+        d.start()
+        log = d.log_text()
+        for name in ("ingress", "egress", "admin"):
+            self.assertRegex(log, rf"WARN {name} listening on {re.escape(getattr(d, name))} in plaintext")
+        self.assertRegex(log, rf"INFO health listening on {re.escape(health)} \(plaintext, health checks only\)")
+        self.assertEqual(len(re.findall(r"listening on", log)), 4, log)
+        rc, report = d.sanitize(d.write("loopback.txt", b"over loopback\n"))
+        self.assertEqual((rc, report["outcome"]), (0, "delivered"))
+
+        # What a Kubernetes exec probe runs: no token, no certificate.
+        def status():
+            return subprocess.run([os.path.join(BIN, "mugai"), "--server", health, "--timeout", "5", "status"],
+                                  capture_output=True, timeout=60, env={**os.environ, "MUGAI_ADMIN_TOKEN_FILE": ""})
+        r = status()
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"signatures:", r.stdout)
+        self.assertEqual(d.probe("health", health).stdout.strip(), b"SERVING")
+        services = d.probe("reflection", health).stdout
+        self.assertIn(b"grpc.health.v1.Health", services)
+        self.assertIn(b"mugai.v1.Status", services)
+        for other in (b"mugai.v1.Sanitizer", b"mugai.v1.Exchange", b"mugai.v1.Inbox", b"mugai.v1.Admin"):
+            self.assertNotIn(other, services)
+        self.assertEqual(d.stop(), 0, d.log_text())
+        r = status()
+        self.assertEqual(r.returncode, 1, "mugai status must fail when mugaid does not answer")
+        self.assertIn(b"cannot reach mugaid", r.stderr)
 
 if __name__ == "__main__":
     unittest.main()

@@ -28,8 +28,8 @@ import tempfile
 import time
 import unittest
 
-from test_daemon import BIN, EICAR, Daemon
-from test_vault import DEPLOY, eicar_zip, free_port
+from test_daemon import BIN, EICAR, Daemon, free_port
+from test_vault import DEPLOY, eicar_zip
 
 # A Shift_JIS text: its derivative (UTF-8) differs from the original, so
 # "the original's SHA-256" never names a derivative too.

@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import shutil
@@ -22,15 +21,9 @@ import unittest
 import zipfile
 from email.message import EmailMessage
 
-from test_daemon import BIN, EICAR, Daemon, DaemonTestCase
+from test_daemon import BIN, EICAR, Daemon, DaemonTestCase, free_port
 
 DEPLOY = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "deploy"))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def eicar_zip(member):

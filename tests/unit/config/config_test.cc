@@ -24,6 +24,7 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(sample.ingress, defaults.ingress);
   EXPECT_EQ(sample.egress, defaults.egress);
   EXPECT_EQ(sample.admin, defaults.admin);
+  EXPECT_EQ(sample.health, defaults.health);
   EXPECT_EQ(sample.workers, defaults.workers);
   EXPECT_EQ(sample.worker_max_jobs, defaults.worker_max_jobs);
   EXPECT_EQ(sample.worker_memory_bytes, defaults.worker_memory_bytes);
@@ -106,6 +107,10 @@ TEST(Config, ListenerTls) {
   EXPECT_EQ(c.ingress_tls.key_file, "/etc/mugai/ingress.key");
   EXPECT_EQ(c.ingress_tls.client_ca_file, "/etc/mugai/ca.crt");
   EXPECT_TRUE(c.admin_tls.cert_file.empty());
+  EXPECT_TRUE(c.health.empty()) << "no health listener unless asked for";
+  EXPECT_EQ(LoadConfig(WriteConfig("[listeners]\nhealth = \"127.0.0.1:7010\"\n")).health, "127.0.0.1:7010");
+  EXPECT_THROW(LoadConfig(WriteConfig("[listeners.health_tls]\ncert_file = \"x\"\n")), ConfigError)
+      << "the health listener is plaintext only";
   EXPECT_THROW(LoadConfig(WriteConfig("[listeners.egress_tls]\ncert = \"x\"\n")), ConfigError);
   EXPECT_THROW(ReadConfiguredFile("/nonexistent/mugai.crt"), ConfigError);
 }
