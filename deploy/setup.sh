@@ -124,7 +124,9 @@ run_tests() {
   build build-asan -DMUGAI_SANITIZE=ON
   local rc=0
   (cd "$ROOT/build" && ctest --output-on-failure -j"$JOBS") || rc=1
-  (cd "$ROOT/build-asan" && ctest --output-on-failure -j"$JOBS" -L 'unit|integration') || rc=1
+  # The sanitized build runs our code's tests; the e2e suites time Postfix
+  # against mugaid and the manifest check reads files, so they run once.
+  (cd "$ROOT/build-asan" && ctest --output-on-failure -j"$JOBS" -L 'unit|integration' -LE 'e2e|deploy') || rc=1
   return $rc
 }
 

@@ -319,6 +319,13 @@ bool InstallSeccomp(const SandboxPolicy& policy, bool have_root, Layers& layers)
     // Opening for reading only (the root is empty and read-only anyway).
     ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
                            SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC, O_RDONLY)) == 0;
+    // Asking whether a file in the root exists: fontconfig checks its
+    // files with access(), and a libvips thread may set up text rendering
+    // inside the sandbox rather than during the warm-up.
+    for (int call : {SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(faccessat2)}) {
+      ok &= seccomp_rule_add(ctx.get(), SCMP_ACT_ALLOW, call, 0) == 0;
+    }
+    count += 3;
   }
   if (policy.threads) {
     // Threads but not processes: clone only with CLONE_THREAD. clone3

@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <vips/vips.h>
@@ -404,6 +405,27 @@ TEST(ConverterSandbox, AThreadStartsAndNamesItself) {
     // libvips' own name: glibc names a thread (prctl) only when the name
     // fits in 15 bytes.
     GThread* thread = g_thread_new("libvips worker", [](gpointer) -> gpointer { return nullptr; }, nullptr);
+    g_thread_join(thread);
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "wait status " << status;
+}
+
+// fontconfig checks its files with access(), on whichever libvips thread
+// renders an SVG's text (a worker was killed for it in CI): existence
+// checks in the read-only root are allowed.
+TEST(ConverterSandbox, AThreadMayAskWhetherAFileExists) {
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    EnterSandbox(ConverterPolicy(uint64_t{1} << 30));
+    GThread* thread = g_thread_new("libvips worker", [](gpointer) -> gpointer {
+      access("/etc/fonts/fonts.conf", R_OK);
+      faccessat(AT_FDCWD, "/usr/share/fonts", R_OK, AT_EACCESS);  // glibc: faccessat2
+      return nullptr;
+    }, nullptr);
     g_thread_join(thread);
     _exit(0);
   }
