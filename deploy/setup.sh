@@ -5,7 +5,8 @@
 #   deploy/setup.sh build     install, then build into build/ (and build-asan/ with --asan)
 #   deploy/setup.sh demo      install, build, start mugaid on its embedded defaults
 #                             and sanitize every file in samples/files/
-#   deploy/setup.sh test      install, build (plain and ASan+UBSan), run every test
+#   deploy/setup.sh test      install, build (plain, ASan+UBSan, and the fuzz
+#                             targets with clang), run every test
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +34,8 @@ PACKAGES=(
   libtomlplusplus-dev
   # release delivery: SMTP re-injection of an approved original (libcurl)
   libcurl4-openssl-dev
+  # the Prometheus metrics endpoint (prometheus-cpp over civetweb)
+  prometheus-cpp-dev
   # tests/deploy: parsing the Kubernetes manifests
   python3-yaml
   # tests
@@ -52,6 +55,9 @@ PACKAGES=(
   postgresql
   # test certificates for the TLS listeners (deploy/make-test-certs.sh)
   openssl
+  # fuzzing (tests/fuzz): clang, and its libFuzzer and sanitizer runtimes,
+  # which clang only recommends (and recommends are not installed)
+  clang libclang-rt-14-dev
   libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui libreoffice-draw-nogui
 )
 
@@ -125,8 +131,14 @@ run_tests() {
   local rc=0
   (cd "$ROOT/build" && ctest --output-on-failure -j"$JOBS") || rc=1
   # The sanitized build runs our code's tests; the e2e suites time Postfix
-  # against mugaid and the manifest check reads files, so they run once.
-  (cd "$ROOT/build-asan" && ctest --output-on-failure -j"$JOBS" -L 'unit|integration' -LE 'e2e|deploy') || rc=1
+  # against mugaid, the load suites measure throughput and the manifest
+  # check reads files, so they run once.
+  (cd "$ROOT/build-asan" && ctest --output-on-failure -j"$JOBS" -L 'unit|integration' -LE 'e2e|deploy|load') || rc=1
+  # Every fuzz target for MUGAI_FUZZ_SECONDS (30 by default), then its
+  # regression inputs; only the targets and what they link are built.
+  CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMUGAI_FUZZ=ON >/dev/null
+  cmake --build "$ROOT/build-fuzz" -j"$JOBS" --target fuzz_targets
+  (cd "$ROOT/build-fuzz" && ctest --output-on-failure -j"$JOBS" -L fuzz) || rc=1
   return $rc
 }
 

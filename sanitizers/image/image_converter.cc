@@ -283,11 +283,15 @@ void ImageConverter::Convert(const ConvertInput& input, RecordSink& sink) {
   // them. Sequentially, they stream from the decoder into the record; a
   // rotation needs them all at once, and "memory" keeps them there rather
   // than in a temporary file (the sandbox has no writable place, and an
-  // attempt to write is fatal).
+  // attempt to write is fatal). A truncated image is an error, as a
+  // truncated PDF is: by default libvips fills the missing rows and the
+  // receiver would get a different picture with nothing said about it.
   auto open = [&](VipsAccess access) {
-    UniqueImage image(svg ? vips_image_new_from_source(source.get(), "", "access", access, "memory", TRUE, "scale",
+    UniqueImage image(svg ? vips_image_new_from_source(source.get(), "", "access", access, "memory", TRUE,
+                                                       "fail_on", VIPS_FAIL_ON_TRUNCATED, "scale",
                                                        options_.svg_scale, nullptr)
-                          : vips_image_new_from_source(source.get(), "", "access", access, "memory", TRUE, nullptr));
+                          : vips_image_new_from_source(source.get(), "", "access", access, "memory", TRUE,
+                                                       "fail_on", VIPS_FAIL_ON_TRUNCATED, nullptr));
     if (!image) ThrowVipsError("cannot read the image");
     return image;
   };

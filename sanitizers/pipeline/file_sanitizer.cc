@@ -217,7 +217,9 @@ SanitizedFile FileSanitizer::SanitizeItem(const FileSubmission& file, const std:
     return Hold(std::move(item), "quarantine");
   }
   item.set_detected_type(verdict.mime_type);
-  if (auto mismatch = DescribeTypeMismatch(file.claimed_name, file.declared_type, verdict.mime_type)) {
+  // The name as the receiver's Windows reads it: "report.exe." and
+  // "report.exe " are report.exe there.
+  if (auto mismatch = DescribeTypeMismatch(name.name, file.declared_type, verdict.mime_type)) {
     AddFinding(item, finding::kTypeMismatch, std::move(*mismatch));
   }
   if (verdict.detected) {

@@ -2,6 +2,7 @@
 
 #include <glib.h>
 
+#include <algorithm>
 #include <memory>
 
 #include "sanitizers/text/safe_text.h"
@@ -28,8 +29,28 @@ std::string CleanComponent(std::string name) {
   std::erase_if(name, [](char c) { return c == '\t' || c == '\n'; });
   size_t begin = name.find_first_not_of(". ");
   name = begin == std::string::npos ? std::string() : name.substr(begin);
-  while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();
+  // Cut first: a cut can end the name on a dot or a space.
   TruncateUtf8(name, kMaxNameBytes);
+  while (!name.empty() && (name.back() == '.' || name.back() == ' ')) name.pop_back();
+  return name;
+}
+
+// A component as Windows, where the receivers work, must not read it:
+// "D:x" is a file in drive D's current folder and "x.txt:y" an alternate
+// data stream of x.txt, so ':' becomes '_'; a device name (CON, NUL,
+// COM1 ...), with any extension, opens the device, so it gets a leading '_'.
+std::string WindowsSafe(std::string name) {
+  std::replace(name.begin(), name.end(), ':', '_');
+  std::string stem = name.substr(0, name.find('.'));
+  while (!stem.empty() && stem.back() == ' ') stem.pop_back();  // "CON .txt" is CON too
+  for (char& c : stem) c = g_ascii_toupper(c);
+  const bool numbered = stem.size() == 4 && (stem.starts_with("COM") || stem.starts_with("LPT")) &&
+                        stem[3] >= '1' && stem[3] <= '9';
+  if (numbered || stem == "CON" || stem == "PRN" || stem == "AUX" || stem == "NUL") {
+    TruncateUtf8(name, kMaxNameBytes - 1);
+    while (name.back() == '.' || name.back() == ' ') name.pop_back();
+    name.insert(0, "_");
+  }
   return name;
 }
 
@@ -46,6 +67,7 @@ SafeName MakeSafeName(std::string_view claimed) {
   if (size_t slash = name.find_last_of("/\\"); slash != std::string::npos) name.erase(0, slash + 1);
   name = CleanComponent(std::move(name));
   if (name.empty()) name = "unnamed";
+  name = WindowsSafe(std::move(name));
   return {name, name != claimed};
 }
 
@@ -59,12 +81,13 @@ SafeName MakeSafePath(std::string_view claimed) {
     if (end == std::string::npos) end = valid.size();
     std::string component = valid.substr(begin, end - begin);
     begin = end + 1;
-    const bool drive = path.empty() && component.size() == 2 && component[1] == ':';
-    if (drive || component == "..") continue;
+    if (component == "..") continue;
     component = CleanComponent(std::move(component));
-    if (component.empty()) continue;
+    // After cleaning: " C:" is a drive too once its space is gone.
+    const bool drive = path.empty() && component.size() == 2 && component[1] == ':';
+    if (drive || component.empty()) continue;
     if (!path.empty()) path += '/';
-    path += component;
+    path += WindowsSafe(std::move(component));
     ++components;
   }
   if (path.empty()) path = "unnamed";

@@ -18,7 +18,9 @@ struct SafeName {
 
 // The last path component (either separator), without control or bidi
 // characters, without leading dots or spaces or trailing dots and spaces,
-// at most 200 bytes; "unnamed" when nothing is left.
+// at most 200 bytes; "unnamed" when nothing is left. Safe on Windows too:
+// ':' (a drive, an alternate data stream) becomes '_', and a device name
+// (CON, NUL, COM1 ..., with any extension) gets a leading '_'.
 SafeName MakeSafeName(std::string_view claimed);
 
 // An archive member's path, made safe to recreate anywhere: both

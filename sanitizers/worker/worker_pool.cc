@@ -52,9 +52,25 @@ void WorkerPool::ReplaceLoop() {
   }
 }
 
+const char* JobStatusName(JobStatus status) {
+  switch (status) {
+    case JobStatus::kOk: return "ok";
+    case JobStatus::kCrashed: return "crashed";
+    case JobStatus::kTimeout: return "timeout";
+    case JobStatus::kViolation: return "violation";
+    case JobStatus::kAbandoned: return "abandoned";
+  }
+  return "?";
+}
+
 uint64_t WorkerPool::restarts() const {
   std::lock_guard lock(mutex_);
   return restarts_;
+}
+
+WorkerPool::Gauges WorkerPool::gauges() const {
+  std::lock_guard lock(mutex_);
+  return {static_cast<unsigned>(idle_.size()), replaced_};
 }
 
 v1::worker::WorkerHello WorkerPool::protections() const {
@@ -101,7 +117,8 @@ std::unique_ptr<WorkerPool::Worker> WorkerPool::Acquire(Deadline deadline) {
   return worker;
 }
 
-void WorkerPool::Release(std::unique_ptr<Worker> worker, bool healthy) {
+void WorkerPool::Release(std::unique_ptr<Worker> worker, JobStatus status) {
+  const bool healthy = status == JobStatus::kOk;
   if (healthy && worker->jobs < options_.max_jobs_per_worker) {
     ReturnIdle(std::move(worker));
     return;
@@ -109,6 +126,7 @@ void WorkerPool::Release(std::unique_ptr<Worker> worker, bool healthy) {
   {
     std::lock_guard lock(mutex_);
     if (!healthy) ++restarts_;
+    ++replaced_[healthy ? "recycled" : JobStatusName(status)];
     retired_.push_back(std::move(worker));
   }
   retired_cv_.notify_one();
@@ -148,6 +166,7 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds
     {
       std::lock_guard lock(mutex_);
       ++restarts_;
+      ++replaced_["died_idle"];
     }
     try {
       worker = SpawnWorker();
@@ -157,8 +176,10 @@ JobResult WorkerPool::Run(v1::worker::Job job, Deadline deadline, unsigned kinds
     }
   }
   ++worker->jobs;
+  const auto started = std::chrono::steady_clock::now();
   JobResult result = RunOn(*worker, job, deadline, kinds, handler);
-  Release(std::move(worker), result.status == JobStatus::kOk);
+  Release(std::move(worker), result.status);
+  if (options_.on_job) options_.on_job(job.converter(), result.status, std::chrono::steady_clock::now() - started);
   return result;
 }
 

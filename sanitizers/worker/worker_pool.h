@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -25,6 +26,17 @@
 
 namespace mugai {
 
+enum class JobStatus {
+  kOk,         // records hold everything the worker sent before Done
+  kCrashed,    // the worker died or closed the channel mid-job
+  kTimeout,    // deadline passed (waiting for a worker, or for the job)
+  kViolation,  // the worker broke the protocol or a limit
+  kAbandoned,  // the caller's RecordHandler stopped the job
+};
+
+// The name used in findings and metrics: "ok", "crashed", "timeout", ...
+const char* JobStatusName(JobStatus status);
+
 struct WorkerPoolOptions {
   std::string executable;  // path of mugai-worker
   // Workers confine themselves (sanitizers/sandbox/); false only for
@@ -36,14 +48,9 @@ struct WorkerPoolOptions {
   unsigned max_jobs_per_worker = 500;
   size_t max_job_bytes = 128u << 20;     // largest Job frame sent
   RecordLimits record_limits;
-};
-
-enum class JobStatus {
-  kOk,         // records hold everything the worker sent before Done
-  kCrashed,    // the worker died or closed the channel mid-job
-  kTimeout,    // deadline passed (waiting for a worker, or for the job)
-  kViolation,  // the worker broke the protocol or a limit
-  kAbandoned,  // the caller's RecordHandler stopped the job
+  // Told of every job when it ends (its converter, status and duration), on
+  // the thread that ran it; for metrics. May be empty.
+  std::function<void(const std::string& converter, JobStatus status, std::chrono::nanoseconds took)> on_job;
 };
 
 struct JobResult {
@@ -80,6 +87,14 @@ class WorkerPool {
   // Workers replaced so far because of a failure (not routine recycling).
   uint64_t restarts() const;
 
+  struct Gauges {
+    unsigned idle = 0;  // waiting for a job; size() - idle are busy or starting
+    // Replacements by cause: "recycled" (max_jobs_per_worker), "died_idle",
+    // and the JobStatusName of a failed job.
+    std::map<std::string, uint64_t> replaced;
+  };
+  Gauges gauges() const;
+
   // What the most recently started worker reported about its sandbox.
   v1::worker::WorkerHello protections() const;
 
@@ -102,7 +117,7 @@ class WorkerPool {
   // Puts a worker back after a job; one whose job failed, or that has done
   // max_jobs_per_worker, goes to the replacer instead, so the caller's
   // answer never waits for a new worker to start.
-  void Release(std::unique_ptr<Worker> worker, bool healthy);
+  void Release(std::unique_ptr<Worker> worker, JobStatus status);
   void ReturnIdle(std::unique_ptr<Worker> worker);
   // The replacer thread: kills retired workers and starts their successors.
   void ReplaceLoop();
@@ -120,6 +135,7 @@ class WorkerPool {
   std::thread replacer_;  // last: started after, joined before the rest
   uint64_t next_job_id_ = 1;
   uint64_t restarts_ = 0;
+  std::map<std::string, uint64_t> replaced_;
   v1::worker::WorkerHello hello_;
 };
 

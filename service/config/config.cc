@@ -32,7 +32,7 @@ class TableReader {
 
   void Bool(const char* key, bool* out) {
     Expect(key, [&](const toml::node& node) {
-      auto value = node.value<bool>();
+      auto value = node.value_exact<bool>();
       if (!value) Fail(node, key, "must be true or false");
       *out = *value;
     });
@@ -41,7 +41,9 @@ class TableReader {
   template <typename T>
   void Number(const char* key, T* out, int64_t min, int64_t max) {
     Expect(key, [&](const toml::node& node) {
-      auto value = node.value<int64_t>();
+      // Exact: value<int64_t>() would truncate 3.8 to 3, and a float
+      // outside int64_t's range is undefined behaviour in toml++'s cast.
+      auto value = node.value_exact<int64_t>();
       if (!value || *value < min || *value > max) {
         Fail(node, key, "must be an integer from " + std::to_string(min) + " to " + std::to_string(max));
       }
@@ -139,9 +141,11 @@ Config LoadConfig(const std::string& path) {
     t.String("egress", &config.egress);
     t.String("admin", &config.admin);
     t.String("health", &config.health);
+    t.String("metrics", &config.metrics);
     for (auto [name, tls] : {std::pair{"ingress", &config.ingress_tls}, std::pair{"egress", &config.egress_tls},
                              std::pair{"admin", &config.admin_tls}}) {
-      t.Table((std::string(name) + "_tls").c_str(), [&](TableReader& u) {
+      // Captured by name: clang 14 cannot capture a structured binding.
+      t.Table((std::string(name) + "_tls").c_str(), [&, tls = tls](TableReader& u) {
         u.String("cert_file", &tls->cert_file);
         u.String("key_file", &tls->key_file);
         u.String("client_ca_file", &tls->client_ca_file);

@@ -80,6 +80,9 @@ struct Config {
   // grpc.health.v1 and Status only, plaintext, so a unix socket or loopback
   // only (for probes that cannot present a certificate). Empty: none.
   std::string health;
+  // Prometheus text (GET /metrics), plaintext HTTP, so a loopback IP and
+  // port only ("127.0.0.1:9464"). Empty: none.
+  std::string metrics;
 
   unsigned workers = 0;  // 0: one per CPU
   unsigned worker_max_jobs = 2000;

@@ -109,7 +109,7 @@ grpc::Status ExchangeService::SubmitFile(grpc::ServerContext* context,
                             cut_off ? std::string() : header.submit_key(),
                             Delivered(result.report.outcome()) ? &result.derivatives : &nothing};
   bool fresh = true;
-  if (grpc::Status recorded = RecordOutcome(store_, result, content, &inbox, &fresh); !recorded.ok()) {
+  if (grpc::Status recorded = RecordOutcome(store_, metrics_, result, content, &inbox, &fresh); !recorded.ok()) {
     return recorded;
   }
   LogOutcome(result, started, fresh ? "submission" : "repeated submission",

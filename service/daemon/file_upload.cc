@@ -39,11 +39,12 @@ SanitizedFile SanitizeReadFile(const FileSanitizer& files, const std::string& na
   return result;
 }
 
-grpc::Status RecordOutcome(ItemStore& store, SanitizedFile& result, const std::string& original,
+grpc::Status RecordOutcome(ItemStore& store, Metrics& metrics, SanitizedFile& result, const std::string& original,
                            const InboxDelivery* inbox, bool* fresh) {
   try {
     const bool recorded =
         store.Record(&result.report, result.hold_original ? &original : nullptr, result.summary, inbox);
+    if (recorded) metrics.CountRecorded(result.report, result.summary.kind());
     if (fresh) *fresh = recorded;
   } catch (const StoreError& e) {
     LogError(std::string("cannot record an outcome, refusing the item: ") + e.what());

@@ -12,6 +12,7 @@
 
 #include "sanitizers/core/findings.h"
 #include "sanitizers/pipeline/file_sanitizer.h"
+#include "service/metrics/metrics.h"
 #include "service/store/item_store.h"
 #include "service/wire_limits.h"
 
@@ -83,7 +84,7 @@ SanitizedFile SanitizeUpload(grpc::ServerContext* context, Stream* stream, const
 // UNAVAILABLE (the sender retries). *fresh (when not null) is false when
 // inbox's submit_key was used before: result.report is then the earlier
 // report.
-grpc::Status RecordOutcome(ItemStore& store, SanitizedFile& result, const std::string& original,
+grpc::Status RecordOutcome(ItemStore& store, Metrics& metrics, SanitizedFile& result, const std::string& original,
                            const InboxDelivery* inbox = nullptr, bool* fresh = nullptr);
 
 // One log line for an item: `what` ("item", "message"), its id, name, type,

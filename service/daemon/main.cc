@@ -114,6 +114,15 @@ void CheckHealthListener(const std::string& address) {
   }
 }
 
+// Metrics are plaintext HTTP over TCP: a loopback address and port.
+void CheckMetricsListener(const std::string& address) {
+  if (!address.empty() && (address.starts_with("unix") || !IsLocalAddress(address))) {
+    throw ConfigError("metrics listener " + address +
+                      " is not loopback TCP: the endpoint is plaintext HTTP, so give [listeners] metrics as "
+                      "127.0.0.1:PORT or [::1]:PORT, or leave it empty");
+  }
+}
+
 // TLS when the listener has a certificate, with client certificates
 // required and verified when it has a client CA; else plaintext (checked
 // above to be local).
@@ -160,13 +169,16 @@ struct Listener {
   std::unique_ptr<grpc::Server> server;
 };
 
-void StartListener(Listener& listener) {
+void StartListener(Listener& listener, Metrics& metrics) {
   const std::string& address = listener.address;
   const ListenerTls& tls = listener.tls;
   PrepareAddress(address);
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(address, Credentials(tls), &port);
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(metrics.RpcTimer());
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
   for (auto& service : listener.services) builder.RegisterService(service.get());
@@ -195,6 +207,7 @@ int Run(int argc, char** argv) {
   CheckListener("egress", config.egress, config.egress_tls);
   CheckListener("admin", config.admin, config.admin_tls);
   CheckHealthListener(config.health);
+  CheckMetricsListener(config.metrics);
 
   // Signals are taken by one thread with sigwait; block them everywhere
   // first so that every thread started from here inherits the mask.
@@ -206,7 +219,11 @@ int Run(int argc, char** argv) {
   const unsigned cpus = std::max(1u, std::thread::hardware_concurrency());
   LogInfo(std::string("mugaid ") + kMugaiVersion + " starting, data in " + config.data_dir);
   config.store.data_dir = config.data_dir;
+  // Before everything it is told about: the endpoint that reads the
+  // watched pools and store is declared after them and goes first.
+  Metrics metrics;
   std::unique_ptr<ItemStore> store = OpenItemStore(config.store);
+  metrics.WatchVault(*store);
   VaultPurger purger(*store, std::chrono::seconds(config.purge_interval_seconds));
   const AdminAccess access(config.admin_access, config.data_dir, !config.admin_tls.client_ca_file.empty());
   if (!access.default_token_file().empty()) {
@@ -254,8 +271,12 @@ int Run(int argc, char** argv) {
                                                               2 * uint64_t{config.archives.max_members} + 1'000);
   pool_options.memory_bytes = config.worker_memory_bytes;
   pool_options.sandbox = config.worker_sandbox;
+  pool_options.on_job = [&metrics](const std::string& converter, JobStatus status, std::chrono::nanoseconds took) {
+    metrics.ObserveJob("worker", converter, status, took);
+  };
   WorkerPool pool(pool_options);
   pool.Start();
+  metrics.WatchPool("worker", pool);
   LogInfo(std::to_string(pool.size()) + " workers started (" + pool_options.executable + ")");
   v1::worker::WorkerHello hello = pool.protections();
   for (const std::string& p : hello.protections()) LogInfo("worker sandbox: " + p);
@@ -268,8 +289,13 @@ int Run(int argc, char** argv) {
     office_options.executable = BesideSelf(config.office_executable, "mugai-office-worker");
     office_options.size = config.office_workers;
     office_options.memory_bytes = config.office_memory_bytes;
+    office_options.on_job = [&metrics](const std::string& converter, JobStatus status,
+                                       std::chrono::nanoseconds took) {
+      metrics.ObserveJob("office", converter, status, took);
+    };
     office_pool = std::make_unique<WorkerPool>(office_options);
     office_pool->Start();
+    metrics.WatchPool("office", *office_pool);
     LogInfo(std::to_string(office_pool->size()) + " Office workers started (" + office_options.executable + ")");
     const v1::worker::WorkerHello office_hello = office_pool->protections();
     for (const std::string& p : office_hello.protections()) LogInfo("Office worker sandbox: " + p);
@@ -288,8 +314,8 @@ int Run(int argc, char** argv) {
   listeners[0].name = "ingress";
   listeners[0].address = config.ingress;
   listeners[0].tls = config.ingress_tls;
-  listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, mail, *store));
-  listeners[0].services.push_back(std::make_unique<ExchangeService>(sanitizer, *store, submitters));
+  listeners[0].services.push_back(std::make_unique<SanitizerService>(sanitizer, mail, *store, metrics));
+  listeners[0].services.push_back(std::make_unique<ExchangeService>(sanitizer, *store, metrics, submitters));
   listeners[1].name = "egress";
   listeners[1].address = config.egress;
   listeners[1].tls = config.egress_tls;
@@ -306,7 +332,12 @@ int Run(int argc, char** argv) {
   }
   for (Listener& l : listeners) l.services.push_back(std::make_unique<StatusService>(scanner, pool));
   // The health listener last: when it answers, every listener does.
-  for (Listener& l : listeners) StartListener(l);
+  for (Listener& l : listeners) StartListener(l, metrics);
+  std::unique_ptr<MetricsEndpoint> metrics_endpoint;
+  if (!config.metrics.empty()) {
+    metrics_endpoint = metrics.Serve(config.metrics);
+    LogInfo("metrics on http://" + config.metrics + "/metrics");
+  }
   LogInfo("ready");
 
   for (;;) {

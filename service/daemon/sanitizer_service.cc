@@ -32,7 +32,7 @@ grpc::Status SanitizerService::SanitizeFile(
   std::string content;
   SanitizedFile result = SanitizeUpload<v1::SanitizeFileRequest>(context, stream, files_, header.name(),
                                                                  header.declared_type(), header.size(), &content);
-  if (grpc::Status recorded = RecordOutcome(store_, result, content); !recorded.ok()) return recorded;
+  if (grpc::Status recorded = RecordOutcome(store_, metrics_, result, content); !recorded.ok()) return recorded;
   LogOutcome(result, started, "item");
   if (context->IsCancelled()) return ClientGone();
 
@@ -86,7 +86,7 @@ grpc::Status SanitizerService::SanitizeMessage(
   }
   result.summary.set_kind("mail");
   AddEnvelope(header, result.summary);
-  if (grpc::Status recorded = RecordOutcome(store_, result, content); !recorded.ok()) return recorded;
+  if (grpc::Status recorded = RecordOutcome(store_, metrics_, result, content); !recorded.ok()) return recorded;
   LogOutcome(result, started, "message");
   if (context->IsCancelled()) return ClientGone();
 

@@ -12,6 +12,7 @@
 #include "sanitizers/pipeline/mail_sanitizer.h"
 #include "sanitizers/scan/scanner_client.h"
 #include "service/config/config.h"
+#include "service/metrics/metrics.h"
 #include "service/daemon/admin_access.h"
 #include "service/daemon/caller_identity.h"
 #include "service/release/release_delivery.h"
@@ -22,8 +23,8 @@ namespace mugai {
 // Ingress: SanitizeFile and SanitizeMessage.
 class SanitizerService final : public v1::Sanitizer::Service {
  public:
-  SanitizerService(const FileSanitizer& files, const MailSanitizer& mail, ItemStore& store)
-      : files_(files), mail_(mail), store_(store) {}
+  SanitizerService(const FileSanitizer& files, const MailSanitizer& mail, ItemStore& store, Metrics& metrics)
+      : files_(files), mail_(mail), store_(store), metrics_(metrics) {}
 
   grpc::Status SanitizeFile(
       grpc::ServerContext* context,
@@ -36,6 +37,7 @@ class SanitizerService final : public v1::Sanitizer::Service {
   const FileSanitizer& files_;
   const MailSanitizer& mail_;
   ItemStore& store_;
+  Metrics& metrics_;
 };
 
 // Ingress: SubmitFile, from the caller `identities` finds (the sender) to
@@ -43,8 +45,8 @@ class SanitizerService final : public v1::Sanitizer::Service {
 // only a delivered item's derivatives reach the inbox.
 class ExchangeService final : public v1::Exchange::Service {
  public:
-  ExchangeService(const FileSanitizer& files, ItemStore& store, const CallerIdentities& identities)
-      : files_(files), store_(store), identities_(identities) {}
+  ExchangeService(const FileSanitizer& files, ItemStore& store, Metrics& metrics, const CallerIdentities& identities)
+      : files_(files), store_(store), metrics_(metrics), identities_(identities) {}
 
   grpc::Status SubmitFile(grpc::ServerContext* context, grpc::ServerReader<v1::SubmitFileRequest>* reader,
                           v1::SubmitFileResponse* response) override;
@@ -52,6 +54,7 @@ class ExchangeService final : public v1::Exchange::Service {
  private:
   const FileSanitizer& files_;
   ItemStore& store_;
+  Metrics& metrics_;
   const CallerIdentities& identities_;
 };
 

@@ -190,6 +190,13 @@ class ItemStore {
   // Items by day (UTC), outcome and finding code, received in [from, to).
   virtual std::vector<v1::DailyCount> Statistics(std::string_view from, std::string_view to) = 0;
 
+  struct VaultUsage {
+    uint64_t items = 0;         // items whose original is kept (held, requested, released)
+    uint64_t originals = 0;     // distinct sealed originals (deduplicated by SHA-256)
+    uint64_t sealed_bytes = 0;  // their size in the database
+  };
+  virtual VaultUsage Usage() = 0;
+
   // Appends an entry for something that changed nothing (an administrator
   // read, downloaded, exported, or was refused).
   virtual void Audit(std::string_view actor, std::string_view action, std::string_view item_id,
@@ -201,5 +208,9 @@ class ItemStore {
   // contents. Any edited, removed or reordered entry fails it.
   virtual v1::AuditVerification VerifyAudit() = 0;
 };
+
+// Every finding code in an item's tree, each once, first occurrence first:
+// what the store indexes an item by, and what the metrics count.
+std::vector<std::string> FindingCodesOf(const v1::ItemReport& item);
 
 }  // namespace mugai

@@ -39,6 +39,23 @@
 namespace mugai {
 namespace {
 
+void CollectFindingCodes(const v1::ItemReport& item, std::vector<std::string>* codes) {
+  for (const v1::Finding& finding : item.findings()) {
+    if (std::find(codes->begin(), codes->end(), finding.code()) == codes->end()) codes->push_back(finding.code());
+  }
+  for (const v1::ItemReport& child : item.children()) CollectFindingCodes(child, codes);
+}
+
+}  // namespace
+
+std::vector<std::string> FindingCodesOf(const v1::ItemReport& item) {
+  std::vector<std::string> codes;
+  CollectFindingCodes(item, &codes);
+  return codes;
+}
+
+namespace {
+
 namespace fs = std::filesystem;
 using Dialect = SqlDatabase::Dialect;
 
@@ -231,21 +248,13 @@ std::vector<std::string> Split(std::string_view joined, char separator) {
   return parts;
 }
 
-void CollectFindingCodes(const v1::ItemReport& item, std::vector<std::string>* codes) {
-  for (const v1::Finding& finding : item.findings()) {
-    if (std::find(codes->begin(), codes->end(), finding.code()) == codes->end()) codes->push_back(finding.code());
-  }
-  for (const v1::ItemReport& child : item.children()) CollectFindingCodes(child, codes);
-}
-
 // The finding_codes column: every code in the item tree, first occurrence
 // first. Codes are stable dotted names; one that could not round-trip
 // through the space-separated form is a bug upstream, and failing is safer
 // than recording a wrong list.
 std::string JoinFindingCodes(const v1::ItemReport& item) {
-  std::vector<std::string> codes;
-  CollectFindingCodes(item, &codes);
   std::string joined;
+  const std::vector<std::string> codes = FindingCodesOf(item);
   for (const std::string& code : codes) {
     if (code.empty() || code.find_first_of(" \t\r\n\f\v") != std::string::npos) {
       throw StoreError("invalid finding code \"" + code + "\"");
@@ -456,6 +465,7 @@ class SqlItemStore final : public ItemStore {
   bool AcknowledgeInbox(std::string_view recipient, std::string_view entry_id) override;
   PurgeResult Purge(std::chrono::system_clock::time_point now) override;
   std::vector<v1::DailyCount> Statistics(std::string_view from, std::string_view to) override;
+  VaultUsage Usage() override;
   void Audit(std::string_view actor, std::string_view action, std::string_view item_id,
              std::string_view detail) override;
   std::vector<v1::AuditEntry> ReadAudit(uint64_t after_seq, size_t limit, std::string_view item_id) override;
@@ -1041,6 +1051,17 @@ std::vector<v1::DailyCount> SqlItemStore::Statistics(std::string_view from, std:
     daily.set_count(count);
   }
   return result;
+}
+
+ItemStore::VaultUsage SqlItemStore::Usage() {
+  SqlRows items, blobs;
+  db_->Transact([&](SqlSession& session) {
+    items = session.Query("SELECT count(*) FROM items WHERE state IN ($1, $2, $3)",
+                          {kHeld, kReleaseRequested, kReleased});
+    blobs = session.Query("SELECT count(*), coalesce(sum(length(sealed)), 0) FROM blobs");
+  });
+  return {static_cast<uint64_t>(items.Int(0, 0)), static_cast<uint64_t>(blobs.Int(0, 0)),
+          static_cast<uint64_t>(blobs.Int(0, 1))};
 }
 
 void SqlItemStore::Audit(std::string_view actor, std::string_view action, std::string_view item_id,

@@ -1,6 +1,6 @@
 """The file exchange: files per second through the ingress's SubmitFile,
 4 concurrent clients, in one run of one real mugaid (test signatures),
-driven by sanitize_load (C++, one gRPC channel per client, a submit key of
+driven by mugai_load (C++, one gRPC channel per client, a submit key of
 its own per request), against SanitizeFile of the same file with the same
 load as the baseline: what the exchange adds (the inbox's derivative
 copies, the submission record) on top of sanitizing.

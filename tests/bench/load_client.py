@@ -1,4 +1,4 @@
-"""The C++ load client (tests/bench/sanitize_load) as the benchmarks run it:
+"""The C++ load client (tests/load/mugai_load) as the benchmarks run it:
 against a Daemon's ingress, every request expected to be delivered."""
 
 import json
@@ -9,11 +9,11 @@ from test_daemon import BIN
 
 
 def run_load(daemon, path, args, timeout):
-    """Runs sanitize_load with `args` on `path`; returns its JSON figures."""
-    r = subprocess.run([os.path.join(BIN, "sanitize_load"), "--server", daemon.ingress, *args],
+    """Runs mugai_load with `args` on `path`; returns its JSON figures."""
+    r = subprocess.run([os.path.join(BIN, "mugai_load"), "--server", daemon.ingress, *args],
                        capture_output=True, timeout=timeout)
     if r.returncode != 0:
-        raise SystemExit(f"sanitize_load failed: {r.stderr.decode()}")
+        raise SystemExit(f"mugai_load failed: {r.stderr.decode()}")
     result = json.loads(r.stdout)
     bad = {k: v for k, v in result["outcomes"].items() if k not in ("delivered", "delivered_with_removals")}
     if bad:

@@ -1,5 +1,5 @@
 """Mail: messages per second through SanitizeMessage, in one run of one real
-mugaid (test signatures), driven by sanitize_load (C++, one gRPC channel per
+mugaid (test signatures), driven by mugai_load (C++, one gRPC channel per
 client, so the client is not what is measured).
 
 Three messages: a Japanese text mail, a Japanese HTML mail with links, and a

@@ -702,10 +702,11 @@ class ListenerTest(DaemonTestCase):
         r = self.daemon.cli("quarantine", "list")  # ingress address: no Admin there
         self.assertEqual(r.returncode, 1)
 
-    def start_refused(self, config, **listeners):
-        """Runs a mugaid that must refuse to start; returns its output.
-        `listeners`: --ingress/--egress/--admin flags (the rest: unix
-        sockets, or what `config` says when given as None)."""
+    def start_refused(self, config, early=True, **listeners):
+        """Runs a mugaid that must refuse to start (`early`: before it
+        starts anything); returns its output. `listeners`:
+        --ingress/--egress/--admin flags (the rest: unix sockets, or what
+        `config` says when given as None)."""
         d = Daemon(config)
         self.addCleanup(d.cleanup)
         argv = [os.path.join(BIN, "mugaid"), "--config", d.config, "--data-dir", os.path.join(d.dir, "data"),
@@ -718,7 +719,8 @@ class ListenerTest(DaemonTestCase):
         output = r.stdout.decode() + r.stderr.decode()
         self.assertNotEqual(r.returncode, 0, output)
         self.assertNotRegex(output, r" ready$")
-        self.assertNotIn("workers started", output, "the check must come before anything starts")
+        if early:
+            self.assertNotIn("workers started", output, "the check must come before anything starts")
         return output
 
     def test_plaintext_off_loopback_is_refused_at_startup(self):
@@ -744,6 +746,19 @@ class ListenerTest(DaemonTestCase):
             with self.subTest(address=address):
                 output = self.start_refused(f'[listeners]\nhealth = "{address}"\n')
                 self.assertIn(f"health listener {address} is off loopback", output)
+
+    def test_metrics_endpoint_is_loopback_tcp_only(self):
+        for address in (f"0.0.0.0:{free_port()}", f"192.0.2.1:{free_port()}", "unix:/tmp/metrics.sock"):
+            with self.subTest(address=address):
+                output = self.start_refused(f'[listeners]\nmetrics = "{address}"\n')
+                self.assertIn(f"metrics listener {address} is not loopback TCP", output)
+        # A port already taken is a clear error, not a daemon without metrics.
+        with socket.socket() as taken:
+            taken.bind(("127.0.0.1", 0))
+            taken.listen()
+            address = f"127.0.0.1:{taken.getsockname()[1]}"
+            output = self.start_refused(f'[listeners]\nmetrics = "{address}"\n', early=False)
+            self.assertIn(f"cannot serve metrics on {address}", output)
 
     def test_plaintext_on_loopback_warns_and_the_health_listener_answers_status(self):
         health = f"127.0.0.1:{free_port()}"

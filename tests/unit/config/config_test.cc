@@ -25,6 +25,7 @@ TEST(Config, SampleFileStatesTheBuiltInDefaults) {
   EXPECT_EQ(sample.egress, defaults.egress);
   EXPECT_EQ(sample.admin, defaults.admin);
   EXPECT_EQ(sample.health, defaults.health);
+  EXPECT_EQ(sample.metrics, defaults.metrics);
   EXPECT_EQ(sample.workers, defaults.workers);
   EXPECT_EQ(sample.worker_max_jobs, defaults.worker_max_jobs);
   EXPECT_EQ(sample.worker_memory_bytes, defaults.worker_memory_bytes);
@@ -109,6 +110,8 @@ TEST(Config, ListenerTls) {
   EXPECT_TRUE(c.admin_tls.cert_file.empty());
   EXPECT_TRUE(c.health.empty()) << "no health listener unless asked for";
   EXPECT_EQ(LoadConfig(WriteConfig("[listeners]\nhealth = \"127.0.0.1:7010\"\n")).health, "127.0.0.1:7010");
+  EXPECT_TRUE(c.metrics.empty()) << "no metrics endpoint unless asked for";
+  EXPECT_EQ(LoadConfig(WriteConfig("[listeners]\nmetrics = \"127.0.0.1:9464\"\n")).metrics, "127.0.0.1:9464");
   EXPECT_THROW(LoadConfig(WriteConfig("[listeners.health_tls]\ncert_file = \"x\"\n")), ConfigError)
       << "the health listener is plaintext only";
   EXPECT_THROW(LoadConfig(WriteConfig("[listeners.egress_tls]\ncert = \"x\"\n")), ConfigError);
@@ -221,6 +224,9 @@ TEST(Config, UnknownKeyIsAnErrorWithItsLine) {
 
 TEST(Config, OutOfRangeAndWrongTypesAreErrors) {
   EXPECT_THROW(LoadConfig(WriteConfig("[limits]\nitem_seconds = 0\n")), ConfigError);
+  // Not truncated to 3, and no float cast beyond int64 (found by fuzz_config).
+  EXPECT_THROW(LoadConfig(WriteConfig("[limits]\nitem_seconds = 3.8\n")), ConfigError);
+  EXPECT_THROW(LoadConfig(WriteConfig("[limits]\nmax_file_bytes = 10485E76\n")), ConfigError);
   EXPECT_THROW(LoadConfig(WriteConfig("[limits]\nitem_seconds = \"30\"\n")), ConfigError);
   EXPECT_THROW(LoadConfig(WriteConfig("[workers]\ncount = -1\n")), ConfigError);
   EXPECT_THROW(LoadConfig(WriteConfig("listeners = 3\n")), ConfigError);

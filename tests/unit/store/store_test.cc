@@ -638,6 +638,26 @@ TEST_F(StoreTest, DenyHoldsAgainAndOnePersonMayDecideWithoutTheRule) {
                                       "release.approve"}));
 }
 
+// What the metrics report as the vault's size: items whose original is
+// kept, and the distinct sealed originals with their size.
+TEST_F(StoreTest, UsageCountsKeptOriginalsOnce) {
+  EXPECT_EQ(store_->Usage().items, 0u);
+  EXPECT_EQ(store_->Usage().sealed_bytes, 0u);
+  const std::string shared = "one original, two items";
+  Hold(shared);
+  Hold(shared, "delivered_with_removals");
+  const std::string requested = Hold("requested");
+  ASSERT_EQ(store_->RequestRelease(requested, "alice", "x").refusal, Refusal::kNone);
+  const std::string deleted = Hold("deleted");
+  ASSERT_EQ(store_->Delete(deleted, "alice", "x").refusal, Refusal::kNone);
+  RecordPlain("no original", "delivered");
+
+  const ItemStore::VaultUsage usage = store_->Usage();
+  EXPECT_EQ(usage.items, 3u);      // the two sharing one original, the requested one
+  EXPECT_EQ(usage.originals, Count("blobs"));
+  EXPECT_GT(usage.sealed_bytes, shared.size() + std::string("requested").size());
+}
+
 TEST_F(StoreTest, PurgeExpiresByOutcomeRetentionAndIsIdempotent) {
   store_.reset();
   options_.retention_days = 30;
