@@ -7,6 +7,10 @@
 #                             and sanitize every file in samples/files/
 #   deploy/setup.sh test      install, build (plain, ASan+UBSan, and the fuzz
 #                             targets with clang), run every test
+#   deploy/setup.sh soak      install, build, then the long run: the load and
+#                             chaos suites and every fuzz target, for
+#                             SOAK_LOAD_SECONDS (1800), SOAK_CHAOS_SECONDS (900)
+#                             and SOAK_FUZZ_SECONDS (600) each
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -135,10 +139,26 @@ run_tests() {
   # check reads files, so they run once.
   (cd "$ROOT/build-asan" && ctest --output-on-failure -j"$JOBS" -L 'unit|integration' -LE 'e2e|deploy|load') || rc=1
   # Every fuzz target for MUGAI_FUZZ_SECONDS (30 by default), then its
-  # regression inputs; only the targets and what they link are built.
+  # regression inputs.
+  build_fuzz
+  (cd "$ROOT/build-fuzz" && ctest --output-on-failure -j"$JOBS" -L fuzz) || rc=1
+  return $rc
+}
+
+# The fuzz targets with clang; only they and what they link are built.
+build_fuzz() {
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMUGAI_FUZZ=ON >/dev/null
   cmake --build "$ROOT/build-fuzz" -j"$JOBS" --target fuzz_targets
-  (cd "$ROOT/build-fuzz" && ctest --output-on-failure -j"$JOBS" -L fuzz) || rc=1
+}
+
+# The long form of what CI runs briefly; prints each suite's figures.
+soak() {
+  build build
+  build_fuzz
+  local rc=0
+  (cd "$ROOT/build" && MUGAI_LOAD_SECONDS=${SOAK_LOAD_SECONDS:-1800} MUGAI_CHAOS_SECONDS=${SOAK_CHAOS_SECONDS:-900} \
+    ctest -V -R '^integration[.]load[.]') || rc=1
+  (cd "$ROOT/build-fuzz" && MUGAI_FUZZ_SECONDS=${SOAK_FUZZ_SECONDS:-600} ctest -V -j"$JOBS" -L fuzz) || rc=1
   return $rc
 }
 
@@ -147,5 +167,6 @@ case "${1:-}" in
   build) install_packages; build build ;;
   demo) install_packages; build build; demo ;;
   test) install_packages; run_tests ;;
-  *) echo "usage: $0 install|build|demo|test" >&2; exit 1 ;;
+  soak) install_packages; soak ;;
+  *) echo "usage: $0 install|build|demo|test|soak" >&2; exit 1 ;;
 esac

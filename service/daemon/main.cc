@@ -90,8 +90,9 @@ bool IsLocalAddress(const std::string& address) {
 }
 
 // Fails closed before anything starts: plaintext only where no other host
-// can connect (issue 9), and a TLS table given in part is an error, not
-// plaintext.
+// can connect (a certificate-less listener on the network would let anyone
+// submit, read inboxes or administer), and a TLS table given in part is an
+// error, not plaintext.
 void CheckListener(const std::string& name, const std::string& address, const ListenerTls& tls) {
   const std::string table = "[listeners." + name + "_tls]";
   if (tls.cert_file.empty() != tls.key_file.empty() || (tls.cert_file.empty() && !tls.client_ca_file.empty())) {

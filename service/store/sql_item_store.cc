@@ -148,7 +148,7 @@ CREATE TABLE audit (
     {"CREATE INDEX audit_by_item ON audit (item_id, seq)"},
 };
 
-// The file exchange (issue 9). An inbox row is one file waiting for an
+// The file exchange. An inbox row is one file waiting for an
 // LGWAN-side recipient: a derivative of a delivered submission, or an
 // original two administrators released (idx -1, id "<item id>.original").
 // Its content is sealed apart from the vault's blobs, so the inbox and the
