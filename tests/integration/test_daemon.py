@@ -132,11 +132,19 @@ class Daemon(Process):
 
 
 def children(pid):
-    """Pids of the direct children of `pid`."""
+    """Pids of the direct children of `pid` (none once it is gone; a
+    thread that ends while they are read is skipped)."""
     found = []
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            found += [int(c) for c in f.read().split()]
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except (FileNotFoundError, ProcessLookupError):
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found += [int(c) for c in f.read().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            pass
     return found
 
 

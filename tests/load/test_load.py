@@ -105,9 +105,11 @@ class RssSampler(threading.Thread):
         super().__init__(daemon=True)
         self.daemon_under_test, self.stop = daemon, threading.Event()
         self.peak_daemon_kib = self.peak_tree_kib = 0
+        self.samples = 0
 
     def run(self):
         while not self.stop.wait(0.2):
+            self.samples += 1
             proc = self.daemon_under_test.proc
             if proc is None or proc.poll() is not None:
                 continue
@@ -173,6 +175,8 @@ class LoadTest(unittest.TestCase):
         figures = run_load(self.daemon, manifest, journal, "--clients", str(CLIENTS), "--seconds", str(LOAD_SECONDS))
         sampler.stop.set()
         sampler.join()
+        self.assertGreater(sampler.samples, 0)
+        self.assertGreater(sampler.peak_daemon_kib, 0, "the RSS sampler stopped")
         attempts = read_journal(journal)
         samples = scrape(self.port)
 
@@ -257,6 +261,13 @@ class ChaosTest(unittest.TestCase):
         os.unlink(filler)
 
     def chaos(self, stop, faults, rng):
+        try:
+            self.inject(stop, faults, rng)
+        except BaseException as e:  # the test fails on it: a fault plan not carried out proves nothing
+            self.chaos_error = e
+            raise
+
+    def inject(self, stop, faults, rng):
         start = time.monotonic()
         # The last kill is left down as the run ends: what was in flight then
         # is for the retry.
@@ -292,6 +303,7 @@ class ChaosTest(unittest.TestCase):
         manifest, journal = self.daemon.write("mix.tsv", b""), os.path.join(self.daemon.dir, "journal.jsonl")
         write_manifest(manifest, mix)
         stop, faults, rng = threading.Event(), collections.Counter(), random.Random(10)
+        self.chaos_error = None
         chaos = threading.Thread(target=self.chaos, args=(stop, faults, rng), daemon=True)
         load = subprocess.Popen([os.path.join(BIN, "mugai_load"), "--server", self.daemon.ingress,
                                  "--manifest", manifest, "--journal", journal, "--recipient", RECIPIENT,
@@ -301,7 +313,12 @@ class ChaosTest(unittest.TestCase):
         out, err = load.communicate(timeout=CHAOS_SECONDS + 600)
         stop.set()
         chaos.join()
+        self.assertIsNone(self.chaos_error)
         self.assertEqual(load.returncode, 0, err.decode())
+        # The whole plan was carried out, and workers of each kind died.
+        self.assertEqual(faults["mugaid SIGKILL"], 3, faults)
+        self.assertEqual(faults["disk full"], 1, faults)
+        self.assertGreaterEqual(faults["mugai-worker"] + faults["mugai-office-worker"], 10, faults)
         figures = json.loads(out)
         first_pass = read_journal(journal)
         if self.daemon.proc.poll() is not None:
